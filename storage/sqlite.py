@@ -36,6 +36,11 @@ _CONFIG_KEYS = frozenset({"path", "synchronous", "busy_timeout"})
 class SQLiteStorageError(StoreException):
     """The database cannot be opened or configured; the message says which file and what to fix."""
 
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        # Logged as well as raised: `errbot --storage-*` hides exceptions raised while opening a storage.
+        log.error("%s", message)
+
 
 class _Database:
     """One connection to one file, shared by every namespace opened on it and closed with the last of them."""
@@ -118,6 +123,8 @@ class _Database:
 
     def _error(self, exc: BaseException) -> SQLiteStorageError:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        if os.path.isdir(self.path):
+            reason = "the path is a directory"
         return SQLiteStorageError(
             f"Cannot open the Errbot storage database {self.path}: {reason}. Check that "
             f"{os.path.dirname(self.path)} is a writable directory for this user (BOT_DATA_DIR, or "
