@@ -58,6 +58,27 @@ class Relay(BotPlugin):
             return error_response(503, "service_unavailable", "The relay is starting or stopping; retry soon.")
         return serve_file(self.service.links, self._bot.open_file, token)
 
+    @webhook("/checkout/<action_id>", methods=("GET",), raw=True)
+    def checkout(self, request: Request, action_id: str) -> Response:
+        """A buy button's link: open (or reuse) the Stripe Checkout session and redirect to it."""
+        if self.service is None:
+            return error_response(503, "service_unavailable", "The relay is starting or stopping; retry soon.")
+        return self.service.payments.checkout(action_id)
+
+    @webhook("/checkout/<action_id>/<outcome>", methods=("GET",), raw=True)
+    def checkout_result(self, request: Request, action_id: str, outcome: str) -> Response:
+        """The pages Stripe sends the buyer back to (success or cancel)."""
+        if self.service is None:
+            return error_response(503, "service_unavailable", "The relay is starting or stopping; retry soon.")
+        return self.service.payments.result_page(action_id, outcome)
+
+    @webhook("/stripe/webhook", methods=("POST",), raw=True)
+    def stripe_webhook(self, request: Request) -> Response:
+        """Stripe's events: a paid checkout fires payment:success."""
+        if self.service is None:
+            return error_response(503, "service_unavailable", "The relay is starting or stopping; retry soon.")
+        return self.service.payments.stripe_webhook(request)
+
     # Admin commands
 
     @botcmd(admin_only=True)
@@ -148,6 +169,18 @@ class Relay(BotPlugin):
         """Queue every dead letter again."""
         count = self._running().webhooks.redeliver()
         return f"{count} dead letter(s) queued for delivery again." if count else "No dead letters."
+
+    @botcmd(admin_only=True)
+    def relay_payments(self, msg: Any, args: str) -> str:
+        """Recent buy actions and their state (offered, paid)."""
+        rows = self._running().payments.recent(limit=20)
+        if not rows:
+            return "No buy actions yet."
+        lines = ["**Recent buy actions**"]
+        for row in rows:
+            lines.append(f"- `{row['action_id']}` {row['text']}: {row['amount_display']} ({row['state']}), "
+                         f"appUser `{row['app_user_id']}`")
+        return "\n".join(lines)
 
     def _running(self) -> RelayService:
         if self.service is None:

@@ -19,6 +19,7 @@ from smoochrelay.files import FileLinks
 from smoochrelay.inbound import InboundRelay
 from smoochrelay.outbound import render
 from smoochrelay.outbox import SendDispatcher
+from smoochrelay.payments import Payments
 from smoochrelay.settings import RelaySettings
 from smoochrelay.store import RelayStore, WebhookJob
 from smoochrelay.webhooks import WebhookDispatcher
@@ -54,7 +55,10 @@ class RelayService:
         )
         channel = Channel(set_token=bot.set_token, clear_token=getattr(bot, "clear_token", None),
                           status=bot.telegram_status, send_typing=bot.send_typing)
-        self.api = RelayApi(self.store, self.settings, self.app_id, self.fanout, channel)
+        self.payments = Payments(self.store, self.settings, self.fanout, app_id=self.app_id,
+                                 notify_user=self._notify_user)
+        self.api = RelayApi(self.store, self.settings, self.app_id, self.fanout, channel,
+                            prepare_buy=self.payments.prepare_buy)
 
     def start(self) -> None:
         """Start the delivery workers; queued work from before a restart resumes."""

@@ -33,6 +33,7 @@ class RelaySettings:
     default_currency: str = "usd"
     payment_confirmation: str = DEFAULT_PAYMENT_CONFIRMATION
     send_max_age: float = 24 * 3600.0
+    checkout_ttl: int = 24 * 3600
 
     @property
     def payments_enabled(self) -> bool:
@@ -68,4 +69,5 @@ class RelaySettings:
             default_currency=str(get("RELAY_DEFAULT_CURRENCY", "usd")).lower(),
             payment_confirmation=str(get("RELAY_PAYMENT_CONFIRMATION", DEFAULT_PAYMENT_CONFIRMATION)),
             send_max_age=float(get("RELAY_SEND_MAX_AGE", cls.send_max_age)),
+            checkout_ttl=int(get("RELAY_CHECKOUT_TTL", cls.checkout_ttl)),
         )
