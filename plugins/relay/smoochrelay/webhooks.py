@@ -115,7 +115,6 @@ class WebhookDispatcher:
             if session is None:
                 session = requests.Session()
                 session.trust_env = False
-                session.max_redirects = 0
                 adapter = HTTPAdapter(pool_connections=1, pool_maxsize=self._pool_size, max_retries=0)
                 session.mount("http://", adapter)
                 session.mount("https://", adapter)
