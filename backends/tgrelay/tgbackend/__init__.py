@@ -1,0 +1,1 @@
+"""The TGRelay backend's building blocks; tgrelay.py wires them into Errbot."""
