@@ -351,7 +351,7 @@ def _action(
     action = _object(raw, field)
     kind = action.get("type")
     if kind == "share":
-        raise ValidationError(f"{field}.type", "share actions are not supported on Telegram")
+        raise ValidationError(f"{field}.type", f"{field}.type: share actions are not supported on Telegram")
     if kind not in allowed:
         raise ValidationError(f"{field}.type", f"{field}.type must be one of {', '.join(allowed)}")
     _reject_unknown(action, (*ACTION_FIELDS[kind], "_id"), f"{field}.", f"a {kind} action")
@@ -516,7 +516,7 @@ def validate_message_post(
         raise ValidationError("role", "role must be appMaker")
     kind = message.get("type")
     if kind == "form":
-        raise ValidationError("type", "form messages are not supported on Telegram")
+        raise ValidationError("type", "type form: form messages are not supported on Telegram")
     if kind is None:
         raise ValidationError("type", f"type is required (one of {', '.join(MESSAGE_TYPES)})")
     if kind not in MESSAGE_TYPES:
