@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-KINDS_WITH_FILE = ("photo", "document", "audio", "voice", "video", "video_note", "animation", "sticker")
+KINDS_WITH_FILE = ("photo", "animation", "sticker", "video_note", "video", "voice", "audio", "document")
 IGNORED_UPDATE_KINDS = (
     "edited_message",
     "channel_post",
