@@ -27,8 +27,9 @@ class PushMixin:
     _files: FileStore
 
     def _push_message(self, user_id: int, content: dict, user: dict) -> dict:
-        message = self._world.user_message(user_id, content, user)
-        return self._queue.push(lambda uid: {"update_id": uid, "message": message})
+        with self._world.lock:
+            message = self._world.user_message(user_id, content, user)
+            return self._queue.push(lambda uid: {"update_id": uid, "message": message})
 
     @staticmethod
     def _caption(content: dict, caption: str | None) -> dict:
@@ -53,7 +54,8 @@ class PushMixin:
                 content["entities"] = entities
             message = self._world.user_message(user_id, content, {})
             return lambda uid: {"update_id": uid, "message": message}
-        return self._queue.push_many([maker(user_id, text) for user_id, text in items])
+        with self._world.lock:
+            return self._queue.push_many([maker(user_id, text) for user_id, text in items])
 
     def push_photo(self, user_id: int, data: bytes | None = None, caption: str | None = None, *,
                    width: int = 1280, height: int = 960, **user: object) -> dict:

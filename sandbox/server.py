@@ -57,6 +57,7 @@ class Handler(BaseHTTPRequestHandler):
     """Routes one request; never logs (URLs carry the bot token)."""
 
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
     server: SandboxServer
 
     def log_message(self, format: str, *args: object) -> None:

@@ -391,3 +391,28 @@ def test_concurrent_poll_conflict(sb):
         thread.join(0.1)
     assert results["first"] == (409, {"ok": False, "error_code": 409, "description": (
         "Conflict: terminated by other getUpdates request; make sure that only one bot instance is running")})
+
+
+def test_get_with_query_parameters(sb):
+    sb.push_text(5, "hi")
+    response = requests.get(f"{sb.url}/bot{TOKEN}/sendMessage", params={"chat_id": "5", "text": "via GET"},
+                            timeout=5)
+    assert response.json()["result"]["text"] == "via GET"
+    update_id = sb.push_text(5, "next")["update_id"]
+    body = requests.get(f"{sb.url}/bot{TOKEN}/getUpdates", params={"offset": update_id, "timeout": 0},
+                        timeout=5).json()
+    assert [u["update_id"] for u in body["result"]] == [update_id]
+
+
+def test_multipart_uploads_and_limits(sb):
+    sb.push_text(5, "hi")
+    response = requests.post(f"{sb.url}/bot{TOKEN}/sendPhoto", data={"chat_id": "5", "caption": "big"},
+                             files={"photo": ("big.jpg", b"\xff\xd8" + b"\0" * (10 * 2**20), "image/jpeg")},
+                             timeout=20)
+    assert response.status_code == 400 and response.json()["description"].startswith("Bad Request: ")
+    response = requests.post(f"{sb.url}/bot{TOKEN}/sendDocument", data={"chat_id": "5", "document": "attach://f"},
+                             files={"f": ("a.csv", b"a,b\n1,2\n", "text/csv")}, timeout=5)
+    document = response.json()["result"]["document"]
+    assert (document["file_name"], document["mime_type"], document["file_size"]) == ("a.csv", "text/csv", 8)
+    assert sb.file_bytes(document["file_id"]) == b"a,b\n1,2\n"
+    assert call(sb, "sendDocument", chat_id=5)[1]["description"] == "Bad Request: there is no document in the request"
