@@ -68,6 +68,10 @@ MAX_ITEM_ACTIONS = 3
 METADATA_MAX_BYTES = 4096  # of the compact JSON encoding, keys and values both counted.
 MAX_AMOUNT = 99_999_999  # Stripe's ceiling, in the currency's minor unit.
 MAX_TOKEN_LENGTH = 256
+PAYMENTS_NOT_CONFIGURED = (
+    "buy actions need payments, which are not configured on this relay: set STRIPE_API_KEY and "
+    "STRIPE_WEBHOOK_SECRET, then restart the relay"
+)
 
 # Currencies Stripe can charge in (ISO 4217, lowercase, as Stripe and Smooch payloads spell them).
 STRIPE_CURRENCIES = (
@@ -375,7 +379,7 @@ def _action(
     if kind == "buy":
         if not payments_enabled:
             raise ValidationError(
-                field, f"{field}: buy actions need payments, which are not configured on this relay",
+                field, f"{field}: {PAYMENTS_NOT_CONFIGURED}",
                 code="payments_not_configured",
             )
         amount = action.get("amount")
