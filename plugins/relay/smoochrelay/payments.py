@@ -51,10 +51,6 @@ SCHEMA: list[str] = [
         received REAL NOT NULL)""",
 ]
 
-PAYMENTS_NOT_CONFIGURED = (
-    "buy actions need payments, which are not configured on this relay: set STRIPE_API_KEY and "
-    "STRIPE_WEBHOOK_SECRET, then restart the relay"
-)
 PAID_EVENT_TYPES = frozenset({"checkout.session.completed", "checkout.session.async_payment_succeeded"})
 MIN_CHECKOUT_TTL = 31 * 60  # Stripe wants expires_at at least 30 minutes after creation; one minute of slack.
 MAX_CHECKOUT_TTL = 24 * 3600  # and at most 24 hours after creation.
@@ -165,7 +161,7 @@ class Payments:
         if not actions:
             return
         if not self._settings.payments_enabled:
-            raise smooch.ValidationError("actions", f"actions: {PAYMENTS_NOT_CONFIGURED}",
+            raise smooch.ValidationError("actions", f"actions: {smooch.PAYMENTS_NOT_CONFIGURED}",
                                          code="payments_not_configured")
         now = time.time()
         rows = []
