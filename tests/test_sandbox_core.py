@@ -7,6 +7,8 @@ import pytest
 import requests
 
 from sandbox import Sandbox
+from sandbox.apierror import ApiError
+from sandbox.faults import RateLimiter
 
 TOKEN = "123456:TEST-token_abc"
 
@@ -258,17 +260,30 @@ def test_drop_next_closes_connection(sb):
     assert [r["status"] for r in sb.requests("getMe")] == [0, 200]
 
 
-def test_enforce_limits_per_chat_and_overall(sb):
+def test_enforce_limits_answers_429_with_retry_after(sb):
     sb.enforce_limits = True
-    for uid in range(1, 41):
-        sb.push_text(uid, "hi")
-    statuses = [call(sb, "sendMessage", chat_id=1, text="x")[0] for _ in range(6)]
-    assert statuses[0] == 200 and 429 in statuses
-    status, body = call(sb, "sendMessage", chat_id=1, text="x")
-    assert status == 429 and body["parameters"]["retry_after"] >= 1
-    assert body["description"].startswith("Too Many Requests: retry after ")
-    overall = [call(sb, "sendMessage", chat_id=uid, text="x")[0] for uid in range(2, 41)]
-    assert 429 in overall, "more than 30 sends in a second must be refused"
+    sb.push_text(1, "hi")
+    answers = [call(sb, "sendMessage", chat_id=1, text="x") for _ in range(20)]
+    assert answers[0][0] == 200
+    refused = [body for status, body in answers if status == 429]
+    assert refused, "a burst to one chat must be refused"
+    assert refused[0]["parameters"]["retry_after"] >= 1
+    assert refused[0]["description"] == f"Too Many Requests: retry after {refused[0]['parameters']['retry_after']}"
+
+
+def test_rate_limiter_overall_and_per_chat():
+    limiter = RateLimiter(overall_per_second=30, chat_burst=3, chat_rate=1.0)
+    for chat in range(30):
+        limiter.check(chat, now=100.0)
+    with pytest.raises(ApiError) as caught:
+        limiter.check(99, now=100.5)
+    assert (caught.value.status, caught.value.retry_after) == (429, 1)
+    limiter.check(99, now=101.0)
+    for _ in range(3):
+        limiter.check(77, now=102.0)
+    with pytest.raises(ApiError):
+        limiter.check(77, now=102.1)
+    limiter.check(77, now=103.2)
 
 
 def test_limits_off_by_default(sb):
