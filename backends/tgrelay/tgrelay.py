@@ -57,7 +57,9 @@ class TGRelayBackend(ErrBot):
     MSG_ERROR_OCCURRED = "Sorry, something went wrong on our side. Please try again in a moment."
 
     def __init__(self, config: Any) -> None:
-        super().__init__(config)
+        chosen_limit = getattr(config, "MESSAGE_SIZE_LIMIT", None)
+        super().__init__(config)  # sets Errbot's historical 10000 default, which Telegram cannot take
+        config.MESSAGE_SIZE_LIMIT = chosen_limit
         install_log_redaction()
         self.settings = read_settings(config)
         register_secret(self.settings.token)

@@ -112,6 +112,7 @@ class TelegramClient:
         self._token: str | None = None
         self.info: BotInfo | None = None
         self.generation = 0
+        self._retired: list[RelayBot] = []
 
     def _run_loop(self) -> None:
         asyncio.set_event_loop(self._loop)
@@ -196,11 +197,11 @@ class TelegramClient:
     def _close_quietly(self, bot: RelayBot) -> None:
         async def close() -> None:
             await asyncio.sleep(5.0)  # let requests still in flight on the old bot finish
-            try:
-                await bot.shutdown()
-            except Exception:
-                log.debug("closing a previous bot failed", exc_info=True)
+            await _shutdown(bot)
+            if bot in self._retired:
+                self._retired.remove(bot)
 
+        self._retired.append(bot)
         if self._loop.is_running():
             self.submit(close())
 
@@ -256,16 +257,34 @@ class TelegramClient:
         """Close the bot's HTTP clients and stop the loop thread."""
         with self._lock:
             bot, self._bot = self._bot, None
-        if bot is not None and self._loop.is_running():
-            try:
-                self.run(bot.shutdown(), timeout=10.0)
-            except Exception:
-                log.debug("bot shutdown failed", exc_info=True)
+        bots = [b for b in (bot, *self._retired) if b is not None]
         if self._loop.is_running():
+            try:
+                self.run(_close_all(bots), timeout=15.0)
+            except Exception:
+                log.debug("closing the Telegram clients failed", exc_info=True)
             self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(10.0)
         if not self._loop.is_running():
             self._loop.close()
+
+
+async def _shutdown(bot: RelayBot) -> None:
+    try:
+        await bot.shutdown()
+    except Exception:
+        log.debug("closing a bot's HTTP clients failed", exc_info=True)
+
+
+async def _close_all(bots: list[RelayBot]) -> None:
+    """Cancel every other task on the loop, then close each bot's HTTP clients."""
+    current = asyncio.current_task()
+    pending = [task for task in asyncio.all_tasks() if task is not current]
+    for task in pending:
+        task.cancel()
+    await asyncio.gather(*pending, return_exceptions=True)
+    for bot in bots:
+        await _shutdown(bot)
 
 
 def _log_failure(future: Any) -> None:

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import logging
+import re
 import threading
 
 MASK = "<redacted-token>"
 _LOCK = threading.Lock()
 _SECRETS: tuple[str, ...] = ()
 _installed_factory = False
+# Anything shaped like a bot token (bot id, colon, 30+ url-safe chars), even one we were never told about,
+# e.g. a mistyped token an admin sent: Telegram's own tokens have 35 characters after the colon.
+TOKEN_SHAPE = re.compile(r"\d{5,}:[A-Za-z0-9_-]{30,}")
 
 
 def register_secret(secret: str | None) -> None:
@@ -23,11 +27,13 @@ def register_secret(secret: str | None) -> None:
 
 
 def redact(text: object) -> str:
-    """Return str(text) with every registered token (and its bot id:secret halves) masked."""
+    """Return str(text) with every registered token, and anything shaped like a bot token, masked."""
     result = str(text)
     for secret in _SECRETS:
         if secret in result:
             result = result.replace(secret, MASK)
+    if ":" in result:
+        result = TOKEN_SHAPE.sub(MASK, result)
     return result
 
 
@@ -40,7 +46,7 @@ class RedactingFilter(logging.Filter):
 
 
 def _scrub_record(record: logging.LogRecord) -> None:
-    if not _SECRETS or getattr(record, "_tgrelay_scrubbed", False):
+    if getattr(record, "_tgrelay_scrubbed", False):
         return
     try:
         message = record.getMessage()
