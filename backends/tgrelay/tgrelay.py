@@ -121,18 +121,31 @@ class TGRelayBackend(ErrBot):
             )
         else:
             self._reconnect()
-        self._configure_webserver()
+        webserver_config = self.settings.webserver_config
+        if webserver_config:
+            self.plugin_manager.set_plugin_configuration("Webserver", None)
         self._started = True
         self.connect_callback()
+        if webserver_config:
+            self._start_webserver(dict(webserver_config))
         self.reset_reconnection_count()
 
-    def _configure_webserver(self) -> None:
-        config = self.settings.webserver_config
-        if config:
-            self.plugin_manager.set_plugin_configuration("Webserver", dict(config))
-            log.info(
-                "Webserver configured from WEBSERVER_CONFIG (%s:%s)", config.get("HOST"), config.get("PORT")
-            )
+    def _start_webserver(self, config: dict) -> None:
+        """Start Errbot's Webserver from WEBSERVER_CONFIG once every plugin has mounted its routes.
+
+        Flask refuses new routes after it has served a request, and Errbot mounts a plugin's routes after
+        activating it; so plugins activate with the Webserver unconfigured (routes mounted, no server),
+        and the server starts only now. A request can then never arrive before a route exists.
+        """
+        manager = self.plugin_manager
+        manager.set_plugin_configuration("Webserver", config)
+        try:
+            manager.deactivate_plugin("Webserver")
+            manager.activate_plugin("Webserver")
+        except Exception:
+            log.exception("Could not start the Webserver on %s:%s", config.get("HOST"), config.get("PORT"))
+            return
+        log.info("Webserver started from WEBSERVER_CONFIG (%s:%s)", config.get("HOST"), config.get("PORT"))
 
     def _reconnect(self) -> bool:
         """Try the pending token (startup or a network failure); True once connected."""

@@ -1,0 +1,54 @@
+"""End to end through real Errbot, the real backend, the sandbox and a real webhook receiver."""
+
+from tests.helpers.backend_bot import wait_until
+from tests.helpers.relay_stack import APP_ID
+
+pytest_plugins = ["tests.helpers.relay_stack"]
+
+CUSTOMER = 5551
+
+
+def test_text_reaches_the_business_and_the_reply_reaches_the_user(relay_stack):
+    stack = relay_stack
+    hook = stack.add_webhook(["*"])
+    stack.sandbox.push_text(CUSTOMER, "Hello, do you ship to Canada?", first_name="Ada", last_name="L")
+    event = stack.wait_event("message:appUser")
+    assert event["app"] == {"_id": APP_ID}
+    assert event["version"] == "v1.1"
+    [message] = event["messages"]
+    assert message["type"] == "text" and message["text"] == "Hello, do you ship to Canada?"
+    assert message["role"] == "appUser" and message["source"]["type"] == "telegram"
+    request = stack.receiver.requests[0]
+    assert request.header("X-API-Key") == hook["secret"]
+
+    user_id = event["appUser"]["_id"]
+    response = stack.request("POST", f"/appusers/{user_id}/messages", json={
+        "role": "appMaker", "type": "text", "text": "Yes, *we do*!",
+        "actions": [{"type": "postback", "text": "Talk to a human", "payload": "HUMAN" * 30},
+                    {"type": "link", "text": "Rates", "uri": "https://example.com/rates"}]})
+    assert response.status_code == 201, response.text
+    sent = stack.sandbox.wait_for(lambda r: r["method"] == "sendMessage" and r["status"] == 200)
+    assert "<b>we do</b>" in sent["params"]["text"]
+    keyboard = sent["params"]["reply_markup"]["inline_keyboard"]
+    assert keyboard[1][0]["url"] == "https://example.com/rates"
+    stack.wait_event("message:appMaker")
+    stack.wait_event("message:delivery:channel")
+
+    [telegram_message] = [m for m in stack.sandbox.sent(chat_id=CUSTOMER) if "reply_markup" in m]
+    stack.sandbox.press_button(CUSTOMER, telegram_message["message_id"], "Talk to a human")
+    postback = stack.wait_event("postback")
+    assert postback["postbacks"][0]["action"]["payload"] == "HUMAN" * 30
+    assert postback["postbacks"][0]["message"]["_id"] == response.json()["message"]["_id"]
+
+
+def test_customer_typing_commands_is_relayed_not_answered(relay_stack):
+    stack = relay_stack
+    stack.add_webhook(["message:appUser"])
+    for text in ("!help", "!relay key create evil", "!telegram token 1:abc", "!plugin list"):
+        stack.sandbox.push_text(CUSTOMER, text)
+    wait_until(lambda: len(stack.events("message:appUser")) == 4, 15, "not every command was relayed")
+    assert [e["messages"][0]["text"] for e in stack.events("message:appUser")] == [
+        "!help", "!relay key create evil", "!telegram token 1:abc", "!plugin list"]
+    assert stack.sandbox.sent(chat_id=CUSTOMER) == []
+    assert stack.service.store.list_api_keys()[0].key_id == "app_testkey"
+    assert len(stack.service.store.list_api_keys()) == 1
