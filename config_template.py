@@ -107,11 +107,7 @@ RELAY_APP_ID = _env("RELAY_APP_ID")
 RELAY_API_KEY_ID = _env("RELAY_API_KEY_ID")
 RELAY_API_KEY_SECRET = _env("RELAY_API_KEY_SECRET")
 RELAY_FILE_LINK_TTL = _int("RELAY_FILE_LINK_TTL", 7 * 24 * 3600, 1)
-RELAY_BIG_FILE_NOTICE = _env(
-    "RELAY_BIG_FILE_NOTICE",
-    "Sorry, this file is too large for us to receive here (20 MB limit). "
-    "Please send a smaller file or a link to it.",
-)
+RELAY_BIG_FILE_NOTICE = _env("RELAY_BIG_FILE_NOTICE")  # unset: the relay's built-in notice (README)
 RELAY_WEBHOOK_TIMEOUT = _float("RELAY_WEBHOOK_TIMEOUT", 20.0, 0.1)
 RELAY_WEBHOOK_ATTEMPTS = _int("RELAY_WEBHOOK_ATTEMPTS", 5, 1)
 RELAY_MAX_BODY_BYTES = _int("RELAY_MAX_BODY_BYTES", 1024 * 1024, 1024)
@@ -121,7 +117,7 @@ STRIPE_API_KEY = _env("STRIPE_API_KEY")
 STRIPE_WEBHOOK_SECRET = _env("STRIPE_WEBHOOK_SECRET")
 STRIPE_API_BASE = (_env("STRIPE_API_BASE", "https://api.stripe.com") or "").rstrip("/")
 RELAY_DEFAULT_CURRENCY = (_env("RELAY_DEFAULT_CURRENCY", "usd") or "usd").lower()
-RELAY_PAYMENT_CONFIRMATION = _env("RELAY_PAYMENT_CONFIRMATION", "Thank you, your payment was received.")
+RELAY_PAYMENT_CONFIRMATION = _env("RELAY_PAYMENT_CONFIRMATION")  # unset: the built-in thank-you with the amount
 RELAY_CHECKOUT_TTL = _int("RELAY_CHECKOUT_TTL", 24 * 3600, 60)
 
 # --- Lockdown: customers talk to this bot, so commands are admin-only, hidden and silent when refused. ---
