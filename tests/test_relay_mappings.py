@@ -74,6 +74,7 @@ def test_start_with_payload_is_a_conversation_start_with_referral(relay_stack):
     stack.sandbox.push_text(CUSTOMER, "/start spring-campaign")
     event = stack.wait_event("conversation:start")
     assert event["referral"] == {"code": "spring-campaign"}
+    assert event["appUser"]["conversationStarted"] is True
     assert stack.events("message:appUser") == []
 
 

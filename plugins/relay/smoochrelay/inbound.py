@@ -91,7 +91,8 @@ class InboundRelay:
         payload = extras.get("start_payload")
         if payload:
             fields["referral"] = {"code": payload}
-        jobs = self._fanout.jobs("conversation:start", app_user, **fields)
+        started = {**app_user, "conversation_started": True}
+        jobs = self._fanout.jobs("conversation:start", started, **fields)
         recorded = self._store.record_inbound(extras["update_id"], app_user["_id"], None, jobs)
         if recorded and self._store.set_conversation_started(app_user["_id"]):
             self.forget_user(app_user["_id"])
