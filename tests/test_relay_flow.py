@@ -1,6 +1,6 @@
 """End to end through real Errbot, the real backend, the sandbox and a real webhook receiver."""
 
-from tests.helpers.backend_bot import wait_until
+from tests.helpers.backend_bot import TOKEN, wait_until
 from tests.helpers.relay_stack import APP_ID
 
 pytest_plugins = ["tests.helpers.relay_stack"]
@@ -52,3 +52,23 @@ def test_customer_typing_commands_is_relayed_not_answered(relay_stack):
     assert stack.sandbox.sent(chat_id=CUSTOMER) == []
     assert stack.service.store.list_api_keys()[0].key_id == "app_testkey"
     assert len(stack.service.store.list_api_keys()) == 1
+
+
+def test_integration_delete_disconnects_and_queued_messages_wait_for_a_new_token(relay_stack):
+    stack = relay_stack
+    stack.sandbox.push_text(CUSTOMER, "hello")
+    user_id = stack.app_user_id(CUSTOMER)
+    [integration] = stack.request("GET", "/integrations").json()["integrations"]
+    assert integration["type"] == "telegram" and integration["status"] == "active"
+    assert integration["username"] == "relay_test_bot"
+    assert stack.request("DELETE", f"/integrations/{integration['_id']}").status_code == 200
+    assert stack.request("GET", "/integrations").json() == {"integrations": []}
+    assert stack.bot.backend.telegram_status()["connected"] is False
+
+    accepted = stack.request("POST", f"/appusers/{user_id}/messages",
+                             json={"role": "appMaker", "type": "text", "text": "sent while disconnected"})
+    assert accepted.status_code == 201
+    created = stack.request("POST", "/integrations", json={"type": "telegram", "token": TOKEN})
+    assert created.status_code == 201 and created.json()["integration"]["_id"] == integration["_id"]
+    stack.sandbox.wait_for(lambda r: r["method"] == "sendMessage" and r["status"] == 200
+                           and r["params"]["text"] == "sent while disconnected", timeout=20)

@@ -339,11 +339,24 @@ class TGRelayBackend(ErrBot):
             self._poller.wake.set()
         return info
 
+    def clear_token(self) -> None:
+        """Forget the stored token and disconnect; polling and sends wait until a token is set again.
+
+        A TELEGRAM_TOKEN in the environment is used again at the next start."""
+        with self._storage_lock:
+            if _STORED_TOKEN_KEY in self:
+                del self[_STORED_TOKEN_KEY]
+        self._pending_token = None
+        self._require_client().disconnect()
+        self._status.last_error = "disconnected: no Telegram token (set one with !telegram token)"
+        log.warning("Telegram token removed; the bot is disconnected until a token is set again.")
+
     def telegram_status(self) -> dict:
         """connected, username, link, api_url, updates_received, last_error (never the token)."""
         info = self.bot_info
         return {
             "connected": info is not None,
+            "token_configured": self._pending_token is not None,
             "username": info.username if info else None,
             "link": info.link if info else None,
             "api_url": self.settings.api_url,

@@ -186,13 +186,17 @@ class TelegramClient:
 
     def mark_revoked(self) -> None:
         """Forget a bot whose token Telegram now refuses (401)."""
+        if self.disconnect() and self._on_revoked is not None:
+            self._on_revoked()
+
+    def disconnect(self) -> bool:
+        """Stop using the current bot (polling and sends pause); True if there was one."""
         with self._lock:
-            old, self._bot, self.info = self._bot, None, None
+            old, self._bot, self._token, self.info = self._bot, None, None, None
             self.generation += 1
         if old is not None:
             self._close_quietly(old)
-            if self._on_revoked is not None:
-                self._on_revoked()
+        return old is not None
 
     def _close_quietly(self, bot: RelayBot) -> None:
         async def close() -> None:

@@ -204,7 +204,7 @@ class RelayApi:
     def _current_integration(self) -> dict | None:
         """The Telegram integration, present once a bot token is configured."""
         status = self._channel.status()
-        if not status.get("username") and not status.get("token_configured"):
+        if not status.get("token_configured"):
             return None
         state = "active" if status.get("connected") else "error"
         return smooch.integration_object(self._integration_id(), status=state, username=status.get("username"))
