@@ -18,6 +18,7 @@ def test_text_reaches_the_business_and_the_reply_reaches_the_user(relay_stack):
     [message] = event["messages"]
     assert message["type"] == "text" and message["text"] == "Hello, do you ship to Canada?"
     assert message["role"] == "appUser" and message["source"]["type"] == "telegram"
+    assert event["appUser"]["conversationStarted"] is True
     request = stack.receiver.requests[0]
     assert request.header("X-API-Key") == hook["secret"]
 

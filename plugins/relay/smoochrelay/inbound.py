@@ -61,6 +61,9 @@ class InboundRelay:
         if extras.get("from_admin") and body.startswith(self._bot_prefix):
             return False
         app_user = self._app_user(extras)
+        first_contact = not app_user.get("conversation_started")
+        if first_contact:
+            app_user = {**app_user, "conversation_started": True}
         kind = extras.get("kind")
         if kind == "start":
             recorded = self._record_start(extras, app_user)
@@ -68,6 +71,8 @@ class InboundRelay:
             recorded = self._record_postback(extras, app_user)
         else:
             recorded = self._record_message(extras, app_user)
+        if recorded and first_contact and self._store.set_conversation_started(app_user["_id"]):
+            self.forget_user(app_user["_id"])
         return recorded
 
     def _app_user(self, extras: dict[str, Any]) -> dict:
@@ -91,12 +96,8 @@ class InboundRelay:
         payload = extras.get("start_payload")
         if payload:
             fields["referral"] = {"code": payload}
-        started = {**app_user, "conversation_started": True}
-        jobs = self._fanout.jobs("conversation:start", started, **fields)
-        recorded = self._store.record_inbound(extras["update_id"], app_user["_id"], None, jobs)
-        if recorded and self._store.set_conversation_started(app_user["_id"]):
-            self.forget_user(app_user["_id"])
-        return recorded
+        jobs = self._fanout.jobs("conversation:start", app_user, **fields)
+        return self._store.record_inbound(extras["update_id"], app_user["_id"], None, jobs)
 
     def _record_postback(self, extras: dict[str, Any], app_user: dict) -> bool:
         """A postback button press → `postback` carrying the message and the action pressed."""
