@@ -4,6 +4,7 @@ import inspect
 import re
 
 import relay
+
 from smoochrelay.api import OPENAPI_PATH, ROUTES
 from smoochrelay.openapi import openapi_document
 

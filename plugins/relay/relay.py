@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from typing import Any
 
 from errbot import BotPlugin, arg_botcmd, botcmd, webhook
@@ -13,6 +15,18 @@ from smoochrelay.files import serve_file
 from smoochrelay.service import RelayService
 
 API_METHODS = ("GET", "POST", "PUT", "DELETE")
+
+
+def while_running(route: Callable[..., Response]) -> Callable[..., Response]:
+    """Answer 503 with Smooch's error body while the relay is starting or stopping."""
+
+    @functools.wraps(route)
+    def guarded(self: Relay, request: Request, **kwargs: Any) -> Response:
+        if self.service is None:
+            return error_response(503, "service_unavailable", "The relay is starting or stopping; retry soon.")
+        return route(self, request, **kwargs)
+
+    return guarded
 
 
 class Relay(BotPlugin):
@@ -45,38 +59,33 @@ class Relay(BotPlugin):
     # HTTP routes
 
     @webhook("/v1.1/<path:subpath>", methods=API_METHODS, raw=True)
+    @while_running
     def smooch_api(self, request: Request, subpath: str) -> Response:
         """The Smooch v1.1-compatible API."""
-        if self.service is None:
-            return error_response(503, "service_unavailable", "The relay is starting or stopping; retry soon.")
         return self.service.api.handle(request)
 
     @webhook("/files/<token>/<name>", methods=("GET",), raw=True)
+    @while_running
     def file_link(self, request: Request, token: str, name: str) -> Response:
         """Stream a file a Telegram user sent, through a signed, expiring link."""
-        if self.service is None:
-            return error_response(503, "service_unavailable", "The relay is starting or stopping; retry soon.")
         return serve_file(self.service.links, self._bot.open_file, token)
 
     @webhook("/checkout/<action_id>", methods=("GET",), raw=True)
+    @while_running
     def checkout(self, request: Request, action_id: str) -> Response:
         """A buy button's link: open (or reuse) the Stripe Checkout session and redirect to it."""
-        if self.service is None:
-            return error_response(503, "service_unavailable", "The relay is starting or stopping; retry soon.")
         return self.service.payments.checkout(action_id)
 
     @webhook("/checkout/<action_id>/<outcome>", methods=("GET",), raw=True)
+    @while_running
     def checkout_result(self, request: Request, action_id: str, outcome: str) -> Response:
         """The pages Stripe sends the buyer back to (success or cancel)."""
-        if self.service is None:
-            return error_response(503, "service_unavailable", "The relay is starting or stopping; retry soon.")
         return self.service.payments.result_page(action_id, outcome)
 
     @webhook("/stripe/webhook", methods=("POST",), raw=True)
+    @while_running
     def stripe_webhook(self, request: Request) -> Response:
         """Stripe's events: a paid checkout fires payment:success."""
-        if self.service is None:
-            return error_response(503, "service_unavailable", "The relay is starting or stopping; retry soon.")
         return self.service.payments.stripe_webhook(request)
 
     # Admin commands
