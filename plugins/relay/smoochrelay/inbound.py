@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
@@ -19,6 +21,7 @@ from smoochrelay.store import RelayStore
 
 log = logging.getLogger(__name__)
 
+USER_CACHE_SIZE = 10_000
 FILE_KINDS = frozenset({"photo", "sticker", "document", "audio", "voice", "video", "video_note", "animation"})
 
 
@@ -51,7 +54,8 @@ class InboundRelay:
         self._bot_prefix = bot_prefix
         self._notify_user = notify_user
         self._big_file_notice = big_file_notice
-        self._users: dict[int, tuple[tuple, dict]] = {}
+        self._users: OrderedDict[int, tuple[tuple, dict]] = OrderedDict()
+        self._users_lock = threading.Lock()
 
     def handle(self, body: str, extras: dict[str, Any]) -> bool:
         """Record one incoming message; True if it was new (False: already seen, or not for relaying)."""
@@ -71,23 +75,35 @@ class InboundRelay:
             recorded = self._record_postback(extras, app_user)
         else:
             recorded = self._record_message(extras, app_user)
-        if recorded and first_contact and self._store.set_conversation_started(app_user["_id"]):
-            self.forget_user(app_user["_id"])
+        if recorded and first_contact:
+            self._store.set_conversation_started(app_user["_id"])
+            with self._users_lock:
+                cached = self._users.get(extras["user"]["id"])
+                if cached is not None:
+                    self._users[extras["user"]["id"]] = (cached[0], app_user)
         return recorded
 
     def _app_user(self, extras: dict[str, Any]) -> dict:
-        """The appUser for this Telegram user, written only when new or when the profile changed."""
+        """The appUser for this Telegram user, written only when new or when the profile changed.
+
+        A bounded LRU cache spares a database write per message for users who write often.
+        """
         user = extras["user"]
         profile = (user.get("first_name"), user.get("last_name"), user.get("username"),
                    user.get("language_code"), extras.get("chat_id"))
-        cached = self._users.get(user["id"])
-        if cached and cached[0] == profile:
-            return cached[1]
+        with self._users_lock:
+            cached = self._users.get(user["id"])
+            if cached and cached[0] == profile:
+                self._users.move_to_end(user["id"])
+                return cached[1]
         app_user = self._store.upsert_telegram_user(user, extras["chat_id"])
         if app_user.get("blocked"):
             self._store.set_user_blocked(app_user["_id"], False)
             app_user = {**app_user, "blocked": False}
-        self._users[user["id"]] = (profile, app_user)
+        with self._users_lock:
+            self._users[user["id"]] = (profile, app_user)
+            if len(self._users) > USER_CACHE_SIZE:
+                self._users.popitem(last=False)
         return app_user
 
     def _record_start(self, extras: dict[str, Any], app_user: dict) -> bool:
@@ -155,11 +171,10 @@ class InboundRelay:
             message["payload"] = action["payload"]
             self._store.set_quick_replies(app_user["_id"], None)
 
-    def forget_user(self, app_user_id: str) -> None:
-        """Drop a cached appUser whose stored fields changed (conversation started, blocked)."""
-        for telegram_id, (_, cached) in list(self._users.items()):
-            if cached["_id"] == app_user_id:
-                self._users.pop(telegram_id, None)
+    def forget_user(self, telegram_user_id: int) -> None:
+        """Drop a cached appUser whose stored fields changed elsewhere (e.g. blocked); safe from any thread."""
+        with self._users_lock:
+            self._users.pop(telegram_user_id, None)
 
 
 def _all_actions(message: dict) -> list[dict]:

@@ -98,7 +98,7 @@ class RelayService:
             return []
         if code == "blocked":
             self.store.set_user_blocked(app_user["_id"], True)
-            self.inbound.forget_user(app_user["_id"])
+            self.inbound.forget_user(app_user["telegram_user_id"])
         log.warning("Message %s to appUser %s failed for good: %s", message["_id"], app_user["_id"], code)
         return self.fanout.jobs("message:delivery:failure", app_user,
                                 **smooch.delivery_failure_event(message, code, str(error)))
