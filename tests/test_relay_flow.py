@@ -73,3 +73,18 @@ def test_integration_delete_disconnects_and_queued_messages_wait_for_a_new_token
     assert created.status_code == 201 and created.json()["integration"]["_id"] == integration["_id"]
     stack.sandbox.wait_for(lambda r: r["method"] == "sendMessage" and r["status"] == 200
                            and r["params"]["text"] == "sent while disconnected", timeout=20)
+
+
+def test_include_full_app_user_and_include_client_shape_the_payload(relay_stack):
+    stack = relay_stack
+    stack.request("POST", "/webhooks", json={"target": stack.receiver.url + "/full", "triggers": ["message:appUser"],
+                                             "includeFullAppUser": True, "includeClient": True})
+    stack.add_webhook(["message:appUser"])
+    stack.sandbox.push_text(CUSTOMER, "hi", first_name="Ada", username="ada")
+    wait_until(lambda: stack.receiver.count == 2, 15, "both webhooks were not called")
+    by_path = {r.path: r.json for r in stack.receiver.requests}
+    full, truncated = by_path["/full"], by_path["/hook"]
+    assert full["appUser"]["givenName"] == "Ada" and full["appUser"]["clients"][0]["platform"] == "telegram"
+    assert full["client"]["platform"] == "telegram" and full["client"]["externalId"] == str(CUSTOMER)
+    assert set(truncated["appUser"]) == {"_id", "conversationStarted"} and "client" not in truncated
+    assert full["messages"] == truncated["messages"]

@@ -27,15 +27,22 @@ class EventFanout:
             return []
         built = fields()
         conversation_id = app_user["conversation_id"]
-        payloads: dict[bool, dict] = {}
+        payloads: dict[tuple[bool, bool], dict] = {}
         jobs = []
         for hook in hooks:
-            full = bool(hook.include_full_app_user)
-            if full not in payloads:
-                payloads[full] = smooch.webhook_payload(
-                    trigger, app_id=self._app_id, app_user=smooch.app_user_object(app_user, full=full),
-                    conversation_id=conversation_id, **built,
-                )
+            shape = (bool(hook.include_full_app_user), bool(hook.include_client))
+            if shape not in payloads:
+                payloads[shape] = self._payload(trigger, app_user, conversation_id, built, *shape)
             jobs.append(WebhookJob(webhook_id=hook.id, lane=conversation_id, trigger=trigger,
-                                   payload=payloads[full]))
+                                   payload=payloads[shape]))
         return jobs
+
+    def _payload(self, trigger: str, app_user: dict, conversation_id: str, fields: dict, full: bool,
+                 include_client: bool) -> dict:
+        """One payload shape: truncated or full appUser, with the Telegram client when asked (includeClient)."""
+        extra = dict(fields)
+        if include_client:
+            extra["client"] = smooch.app_user_object(app_user, full=True)["clients"][0]
+        return smooch.webhook_payload(trigger, app_id=self._app_id,
+                                      app_user=smooch.app_user_object(app_user, full=full),
+                                      conversation_id=conversation_id, **extra)
