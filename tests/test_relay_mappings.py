@@ -187,3 +187,24 @@ def test_unknown_user_app_and_route(relay_stack):
     other = requests.get(f"{stack.http_url}/v1.1/apps/otherapp/webhooks", auth=stack.auth, timeout=10)
     assert other.status_code == 404 and other.json()["error"]["code"] == "not_found"
     assert stack.request("GET", "/nope").status_code == 404
+
+
+def test_history_pages_both_ways_100_at_a_time(relay_stack):
+    stack = relay_stack
+    user_id = _user(stack)
+    for n in range(130):
+        response = stack.request("POST", f"/appusers/{user_id}/messages",
+                                 json={"role": "appMaker", "type": "text", "text": f"reply {n}"})
+        assert response.status_code == 201
+    newest = stack.request("GET", f"/appusers/{user_id}/messages").json()
+    assert len(newest["messages"]) == 100 and newest["messages"][-1]["text"] == "reply 129"
+    assert "next" not in newest
+    older = requests.get(newest["previous"], auth=stack.auth, timeout=10).json()
+    assert [m.get("text") for m in older["messages"]] == ["hi"] + [f"reply {n}" for n in range(30)]
+    assert "previous" not in older
+    after = stack.request("GET", f"/appusers/{user_id}/messages",
+                          params={"after": older["messages"][0]["received"]}).json()
+    assert after["messages"][0]["text"] == "reply 0" and len(after["messages"]) == 100
+    rest = requests.get(after["next"], auth=stack.auth, timeout=10).json()
+    assert [m["text"] for m in rest["messages"]] == [f"reply {n}" for n in range(100, 130)]
+    assert stack.request("GET", f"/appusers/{user_id}/messages", params={"before": "yesterday"}).status_code == 400
