@@ -1,4 +1,5 @@
-"""Outgoing pace: ≤ 30 messages/s overall and ≤ 1/s sustained per private chat (GCRA token buckets).
+"""Outgoing pace: ≤ 30 messages in any 1 s window overall (evenly spaced at 29/s) and ≤ 1/s sustained
+per private chat (GCRA token buckets; short per-chat bursts).
 
 Callers reserve a send slot under a short lock and sleep outside it, so threads sending to other
 chats never wait behind one busy chat.
@@ -17,8 +18,8 @@ class Pacer:
         self,
         *,
         enabled: bool = True,
-        overall_rate: float = 30.0,
-        overall_burst: int = 30,
+        overall_rate: float = 29.0,  # Telegram counts any 1 s window: no overall burst, one slot of margin
+        overall_burst: int = 1,
         chat_rate: float = 1.0,
         chat_burst: int = 3,
     ) -> None:
