@@ -166,7 +166,7 @@ class Poller:
                     if update_id in handled:
                         continue
                     self._handle(
-                        update, attempt > 0 or (update_id is not None and update_id <= previously_seen)
+                        update, attempt > 0 or (isinstance(update_id, int) and update_id <= previously_seen)
                     )
                     handled.add(update_id)  # type: ignore[arg-type]
                 break
