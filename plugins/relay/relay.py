@@ -13,6 +13,7 @@ from smoochrelay import smooch
 from smoochrelay.api import error_response
 from smoochrelay.files import serve_file
 from smoochrelay.service import RelayService
+from tgbackend.redact import register_secret
 
 API_METHODS = ("GET", "POST", "PUT", "DELETE")
 
@@ -116,6 +117,7 @@ class Relay(BotPlugin):
     def relay_key_create(self, msg: Any, name: str) -> str:
         """Create an API key; the secret is shown once."""
         key = self._running().store.create_api_key(name)
+        register_secret(key.secret)  # the reply below holds it; keep it out of (DEBUG) logs of the send
         return (f"API key **{key.name}** created.\n- Key id: `{key.key_id}`\n- Secret: `{key.secret}`\n"
                 "Store the secret now: it is not shown again. Authenticate with HTTP Basic (key id, secret) "
                 "or a JWT signed with the secret (header kid = key id, claim scope = app).")
@@ -155,6 +157,7 @@ class Relay(BotPlugin):
             return f"Not added: an app is limited to {smooch.MAX_WEBHOOKS} webhooks. Remove one first."
         hook = service.store.create_webhook(fields["target"], fields["triggers"],
                                             include_full_app_user=fields.get("includeFullAppUser", False))
+        register_secret(hook.secret)  # the reply below holds it; keep it out of (DEBUG) logs of the send
         return (f"Webhook `{hook.id}` added for {hook.target} ({', '.join(hook.triggers)}).\n"
                 f"- Secret (sent as X-API-Key and used for the signature): `{hook.secret}`")
 
