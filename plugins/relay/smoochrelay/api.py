@@ -16,7 +16,7 @@ from typing import Any
 
 from flask import Request, Response
 from werkzeug.exceptions import MethodNotAllowed, NotFound
-from werkzeug.routing import Map, Rule
+from werkzeug.routing import Map, RequestRedirect, Rule
 
 from smoochrelay import smooch
 from smoochrelay.auth import AuthError, authenticate
@@ -98,7 +98,7 @@ class RelayApi:
             body = self._body(request) if request.method in ("POST", "PUT") else None
             status, answer = getattr(self, f"_{endpoint}")(request, body, **args)
             return json_response(status, answer)
-        except NotFound:
+        except (NotFound, RequestRedirect):  # a redirect: "//" in the path (werkzeug merges slashes)
             return error_response(404, "not_found", "No such route. The API lives under /v1.1/apps/{appId}/.")
         except MethodNotAllowed as exc:
             allowed = ", ".join(sorted(exc.valid_methods or []))
