@@ -16,8 +16,10 @@ import time
 from collections.abc import Callable
 from urllib.parse import urlsplit
 
-import requests
-from requests.adapters import HTTPAdapter
+import certifi
+import urllib3
+from urllib3.exceptions import HTTPError
+from urllib3.exceptions import TimeoutError as Urllib3Timeout
 
 from smoochrelay.outbox import LanePool, Outbox, Outcome, backoff_delay
 from smoochrelay.store import KIND_WEBHOOK, OutboxJob, RelayStore, Webhook
@@ -69,7 +71,7 @@ class WebhookDispatcher:
         self._backoff = backoff
         self._max_backoff = max_backoff
         self._clock = clock
-        self._sessions: dict[str, requests.Session] = {}
+        self._sessions: dict[str, urllib3.PoolManager] = {}
         self._sessions_lock = threading.Lock()
         self._pool_size = max(1, int(workers))
         limit = per_target if per_target is not None else max(1, (self._pool_size + 1) // 2)
@@ -88,7 +90,7 @@ class WebhookDispatcher:
         with self._sessions_lock:
             sessions, self._sessions = list(self._sessions.values()), {}
         for session in sessions:
-            session.close()
+            session.clear()
 
     def wake(self) -> None:
         """New webhook jobs were enqueued."""
@@ -108,16 +110,17 @@ class WebhookDispatcher:
         self.wake()
         return count
 
-    def _session(self, webhook: Webhook) -> requests.Session:
-        """The pooled HTTP session of one webhook (keeps connections alive between deliveries)."""
+    def _session(self, webhook: Webhook) -> urllib3.PoolManager:
+        """The connection pool of one webhook (keeps connections alive between deliveries).
+
+        urllib3 directly rather than requests: a delivery needs no cookies, hooks, auth or environment
+        proxies, and requests' layers cost ~15 % of the bot's CPU per webhook (py-spy, bench inbound).
+        """
         with self._sessions_lock:
             session = self._sessions.get(webhook.id)
             if session is None:
-                session = requests.Session()
-                session.trust_env = False
-                adapter = HTTPAdapter(pool_connections=1, pool_maxsize=self._pool_size, max_retries=0)
-                session.mount("http://", adapter)
-                session.mount("https://", adapter)
+                session = urllib3.PoolManager(num_pools=4, maxsize=self._pool_size, block=False, retries=False,
+                                              ca_certs=certifi.where())  # the CA bundle requests used
                 self._sessions[webhook.id] = session
             return session
 
@@ -137,19 +140,20 @@ class WebhookDispatcher:
             "User-Agent": "smooch-relay/1.1",
         }
         try:
-            response = self._session(webhook).post(
-                webhook.target, data=body, headers=headers, timeout=(self._timeout, self._timeout),
-                allow_redirects=False, stream=True,
+            response = self._session(webhook).request(
+                "POST", webhook.target, body=body, headers=headers,
+                timeout=urllib3.Timeout(connect=self._timeout, read=self._timeout),
+                redirect=False, retries=False, preload_content=False,
             )
             try:
                 self._drain(response)
             finally:
-                response.close()
-            status = response.status_code
+                response.release_conn()
+            status = response.status
             error = None if 200 <= status < 300 else f"HTTP {status}"
-        except requests.Timeout:
+        except Urllib3Timeout:
             status, error = None, f"timeout after {self._timeout:g}s"
-        except requests.ConnectionError as exc:
+        except (HTTPError, OSError) as exc:
             status, error = None, f"connection failed: {type(exc).__name__}"
         except Exception as exc:
             status, error = None, f"request failed: {type(exc).__name__}"
@@ -170,10 +174,11 @@ class WebhookDispatcher:
         return Outcome("retry", error=error, retry_at=self._clock() + delay)
 
     @staticmethod
-    def _drain(response: requests.Response) -> None:
+    def _drain(response: urllib3.BaseHTTPResponse) -> None:
         """Read at most a few KB of the body (so a short answer frees the connection); never a huge body."""
         read = 0
-        for chunk in response.iter_content(1024):
+        for chunk in response.stream(1024):
             read += len(chunk)
             if read >= RESPONSE_READ_LIMIT:
+                response.close()  # the connection is dropped, not reused with unread bytes
                 break
