@@ -1,5 +1,5 @@
-"""Outgoing pace: ≤ 30 messages in any 1 s window overall (evenly spaced at 29/s) and ≤ 1/s sustained
-per private chat (GCRA token buckets; short per-chat bursts).
+"""Outgoing pace: ≤ 30 messages in any 1 s window overall (evenly spaced at 29/s) and < 1/s sustained
+per private chat (0.95/s, GCRA token buckets; bursts of 3).
 
 Callers reserve a send slot under a short lock and sleep outside it, so threads sending to other
 chats never wait behind one busy chat.
@@ -20,7 +20,7 @@ class Pacer:
         enabled: bool = True,
         overall_rate: float = 29.0,  # Telegram counts any 1 s window: no overall burst, one slot of margin
         overall_burst: int = 1,
-        chat_rate: float = 1.0,
+        chat_rate: float = 0.95,  # ~1.05 s apart: 5% margin so network jitter cannot make two land < 1 s apart
         chat_burst: int = 3,
     ) -> None:
         self.enabled = enabled
