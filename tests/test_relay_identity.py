@@ -3,7 +3,6 @@
 import tempfile
 
 from sandbox import Sandbox
-
 from tests.helpers.backend_bot import OTHER_TOKEN, TOKEN, wait_until
 from tests.helpers.receiver import Receiver
 from tests.helpers.relay_stack import start_relay_stack
