@@ -209,7 +209,11 @@ class Receiver:
 
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
-                self._serve(self.rfile.read(length) if length else b"")
+                body = self.rfile.read(length) if length else b""
+                if len(body) < length:
+                    self.close_connection = True  # the sender died mid-request: nothing was delivered
+                    return
+                self._serve(body)
 
             do_PUT = do_POST
 
