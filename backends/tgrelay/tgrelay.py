@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import fnmatch
 import logging
+import signal
 import threading
 from collections.abc import Callable
 from typing import Any, BinaryIO
@@ -97,6 +98,7 @@ class TGRelayBackend(ErrBot):
             return True
 
     def _start(self) -> None:
+        self._stop_on_sigterm()
         self._client = TelegramClient(self.settings.api_url, on_revoked=self._on_token_revoked)
         self._http = httpx.Client(timeout=httpx.Timeout(30.0, connect=10.0), follow_redirects=False)
         self._callbacks = CallbackStore(self, self._storage_lock)
@@ -140,7 +142,8 @@ class TGRelayBackend(ErrBot):
         manager = self.plugin_manager
         manager.set_plugin_configuration("Webserver", config)
         try:
-            manager.deactivate_plugin("Webserver")
+            if "Webserver" in manager.get_all_active_plugin_names():
+                manager.deactivate_plugin("Webserver")
             manager.activate_plugin("Webserver")
         except Exception:
             log.exception("Could not start the Webserver on %s:%s", config.get("HOST"), config.get("PORT"))
@@ -177,6 +180,19 @@ class TGRelayBackend(ErrBot):
         self._status.last_error = "Telegram rejected the token (revoked?)"
         log.error("Telegram now rejects the bot token (revoked?): %s.", SETUP_HINT)
 
+    def _stop_on_sigterm(self) -> None:
+        """systemd and `docker stop` send SIGTERM: stop as cleanly as on Ctrl-C (workers joined, databases closed).
+
+        Only the main thread may install signal handlers; an embedding program keeps its own."""
+        if threading.current_thread() is not threading.main_thread():
+            return
+
+        def on_sigterm(signum: int, frame: object) -> None:
+            log.info("SIGTERM received: shutting down.")
+            self.request_shutdown()
+
+        signal.signal(signal.SIGTERM, on_sigterm)
+
     def request_shutdown(self) -> None:
         """Ask serve_once to return (tests and embedders; SIGINT does the same in the CLI)."""
         self._shutdown_requested.set()
@@ -184,9 +200,15 @@ class TGRelayBackend(ErrBot):
             self._poller.request_stop()
 
     def shutdown(self) -> None:
-        """Stop polling, close the PTB loop and HTTP clients, then Errbot's own shutdown."""
+        """Stop polling, deactivate plugins (their workers finish and their databases close), close the PTB
+        loop and HTTP clients, then Errbot's own shutdown.
+
+        Errbot's shutdown alone closes storage but leaves plugins active, so their threads (the relay's
+        delivery workers, the Webserver) would keep the process alive after Ctrl-C or SIGTERM."""
         self.request_shutdown()
         try:
+            if self._started:
+                self.disconnect_callback()
             super().shutdown()
         finally:
             if self._client is not None:

@@ -181,9 +181,12 @@ class TelegramClient:
             raise InvalidTokenError(
                 "Telegram refused this token (401 Unauthorized): copy it again from @BotFather"
             ) from None
-        except BaseException as exc:
+        except Exception as exc:
             self._close_quietly(bot)
             raise translate(exc) from None
+        except BaseException:
+            self._close_quietly(bot)  # KeyboardInterrupt / SystemExit: shut down, never "retry later"
+            raise
         me = bot.bot
         info = BotInfo(id=me.id, username=me.username or "", link=f"https://t.me/{me.username}")
         with self._lock:
