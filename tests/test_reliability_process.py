@@ -25,14 +25,13 @@ REPLY_USERS = 5
 pytestmark = pytest.mark.timeout(600 if SOAK else 240)
 
 
+pytest_plugins = ["tests.helpers.process_stack"]
+
+
 @pytest.fixture
-def stack(tmp_path):
-    running = ProcessStack(tmp_path)
-    running.start_sandbox()
-    try:
-        yield running
-    finally:
-        running.stop()
+def stack(process_stack: ProcessStack) -> ProcessStack:
+    """The relay as real processes (tests/helpers/process_stack.py)."""
+    return process_stack
 
 
 def _received_texts(stack: ProcessStack) -> list[tuple[str, str]]:

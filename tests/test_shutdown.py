@@ -6,15 +6,13 @@ import pytest
 
 from tests.helpers.process_stack import ProcessStack, wait_until
 
+pytest_plugins = ["tests.helpers.process_stack"]
+
 
 @pytest.fixture
-def stack(tmp_path):
-    running = ProcessStack(tmp_path)
-    running.start_sandbox()
-    try:
-        yield running
-    finally:
-        running.stop()
+def stack(process_stack: ProcessStack) -> ProcessStack:
+    """The relay as real processes (tests/helpers/process_stack.py)."""
+    return process_stack
 
 
 def test_sigterm_stops_the_bot_gracefully_and_nothing_is_lost(stack):

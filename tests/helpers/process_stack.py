@@ -21,8 +21,10 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from typing import Any
 
+import pytest
 import requests
 
 from tests.helpers.receiver import Receiver
@@ -239,3 +241,14 @@ class ProcessStack:
                                                            "triggers": triggers})
         assert response.status_code == 201, response.text
         return response.json()["webhook"]
+
+
+@pytest.fixture
+def process_stack(tmp_path: pathlib.Path) -> Iterator[ProcessStack]:
+    """A started sandbox process and a receiver; start the bot with .start_bot(). Everything stops at teardown."""
+    running = ProcessStack(tmp_path)
+    running.start_sandbox()
+    try:
+        yield running
+    finally:
+        running.stop()
