@@ -88,3 +88,21 @@ def test_include_full_app_user_and_include_client_shape_the_payload(relay_stack)
     assert full["client"]["platform"] == "telegram" and full["client"]["externalId"] == str(CUSTOMER)
     assert set(truncated["appUser"]) == {"_id", "conversationStarted"} and "client" not in truncated
     assert full["messages"] == truncated["messages"]
+
+
+def test_webhook_update_and_integration_when_telegram_is_unreachable(relay_stack):
+    stack = relay_stack
+    hook = stack.add_webhook(["message:appUser"])
+    updated = stack.request("PUT", f"/webhooks/{hook['_id']}", json={"triggers": ["postback"],
+                                                                     "includeFullAppUser": True})
+    assert updated.status_code == 200, updated.text
+    assert updated.json()["webhook"]["triggers"] == ["postback"]
+    assert updated.json()["webhook"]["includeFullAppUser"] is True
+    assert stack.request("PUT", f"/webhooks/{hook['_id']}", json={"target": "ftp://x"}).status_code == 400
+
+    stack.sandbox.add_bot("555:AAunreachable-check", username="other_bot")
+    stack.sandbox.fail_next("getMe", 502, "Bad Gateway", count=10)
+    response = stack.request("POST", "/integrations", json={"type": "telegram", "token": "555:AAunreachable-check"})
+    assert response.status_code == 502 and response.json()["error"]["code"] == "channel_error"
+    assert "555:AAunreachable-check" not in response.text
+    assert stack.bot.backend.telegram_status()["connected"] is True

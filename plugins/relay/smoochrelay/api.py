@@ -57,7 +57,7 @@ class Channel:
     """What the API needs from the Telegram side, so this module never touches the backend directly."""
 
     set_token: Callable[[str], Any]
-    clear_token: Callable[[], None] | None
+    clear_token: Callable[[], None]
     status: Callable[[], dict]
     send_typing: Callable[[int], None]
 
@@ -157,15 +157,7 @@ class RelayApi:
                 raise ApiError(404, "not_found", "No webhook with this id.")
             return 200, {}
         if request.method == "PUT":
-            fields = smooch.validate_webhook_update(body)
-            changes = {
-                key: fields[name]
-                for name, key in (("target", "target"), ("triggers", "triggers"),
-                                  ("includeFullAppUser", "include_full_app_user"),
-                                  ("includeClient", "include_client"))
-                if name in fields
-            }
-            hook = self._store.update_webhook(webhook_id, **changes)
+            hook = self._store.update_webhook(webhook_id, **smooch.validate_webhook_update(body))
         else:
             hook = self._store.get_webhook(webhook_id)
         if hook is None:
@@ -187,6 +179,9 @@ class RelayApi:
         except InvalidTokenError:
             raise ApiError(400, "invalid_token",
                            "Telegram refused this bot token. Copy the token BotFather gave you and retry.") from None
+        except TelegramError:
+            raise ApiError(502, "channel_error",
+                           "Telegram could not be reached to check the token; retry in a moment.") from None
         integration = smooch.integration_object(self._integration_id(), status="active", username=info.username)
         return 201, {"integration": integration}
 
@@ -195,8 +190,6 @@ class RelayApi:
         if current is None or integration_id != current["_id"]:
             raise ApiError(404, "not_found", "No integration with this id.")
         if request.method == "DELETE":
-            if self._channel.clear_token is None:
-                raise ApiError(400, "bad_request", "This backend cannot disconnect; use !telegram token.")
             self._channel.clear_token()
             return 200, {}
         return 200, {"integration": current}

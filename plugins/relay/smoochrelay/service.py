@@ -53,7 +53,7 @@ class RelayService:
             bot_prefix=self.settings.bot_prefix,
             notify_user=self._notify_user, big_file_notice=self.settings.big_file_notice,
         )
-        channel = Channel(set_token=bot.set_token, clear_token=getattr(bot, "clear_token", None),
+        channel = Channel(set_token=bot.set_token, clear_token=bot.clear_token,
                           status=bot.telegram_status, send_typing=bot.send_typing)
         self.payments = Payments(self.store, self.settings, self.fanout, app_id=self.app_id,
                                  notify_user=self._notify_user)
