@@ -115,6 +115,8 @@ def run_memory(args, receiver: ReceiverProcess, log) -> dict:
 
 
 def median(runs: list[dict], *path: str) -> float:
+    if not runs:
+        return float("nan")  # --no-baseline
     values = []
     for run in runs:
         value = run
@@ -163,8 +165,8 @@ def summarise(relay_runs: list[dict], base_runs: list[dict], memory: dict | None
     row("bot CPU per outbound message, full speed (ms)", m(relay_runs, "outbound_full", "cpu_ms_per_message"),
         None, "", None)
     row("RSS after the runs (MB)", m(relay_runs, "rss_mb"), m(base_runs, "rss_mb"), "", None)
-    row("peak RSS (MB)", max(r["peak_rss_mb"] for r in relay_runs), max(r["peak_rss_mb"] for r in base_runs),
-        "", None)
+    row("peak RSS (MB)", max(r["peak_rss_mb"] for r in relay_runs),
+        max((r["peak_rss_mb"] for r in base_runs), default=float("nan")), "", None)
     if memory:
         row(f"RSS after {memory['users']:,} distinct users (MB)", memory["rss_after_mb"], None, "<= 200",
             memory["rss_after_mb"] <= 200)
@@ -199,6 +201,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, default=200.0, help="fixed rate for the paced phases (per s)")
     parser.add_argument("--seconds", type=float, default=10.0, help="duration of each paced phase")
     parser.add_argument("--users", type=int, default=100_000, help="distinct users for the memory phase (0: skip)")
+    parser.add_argument("--no-baseline", action="store_true",
+                        help="skip the baseline runs (for quick before/after looks at the relay only)")
     parser.add_argument("--output", type=Path, default=None, help="JSON file (default bench/results/<time>.json)")
     args = parser.parse_args(argv)
 
@@ -213,7 +217,8 @@ def main(argv: list[str] | None = None) -> int:
         for run in range(1, args.runs + 1):
             log(f"run {run}/{args.runs}")
             relay_runs.append(run_relay(args, receiver, log))
-            base_runs.append(run_baseline(args, receiver, log))
+            if not args.no_baseline:
+                base_runs.append(run_baseline(args, receiver, log))
         if args.users:
             log("memory")
             memory = run_memory(args, receiver, log)
