@@ -13,7 +13,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+import certifi
 import telegram
+import urllib3
 from telegram.error import (
     BadRequest,
     ChatMigrated,
@@ -22,8 +24,11 @@ from telegram.error import (
     InvalidToken,
     NetworkError,
     RetryAfter,
+    TimedOut,
 )
-from telegram.request import HTTPXRequest
+from telegram.request import HTTPXRequest, RequestData
+from urllib3.exceptions import EmptyPoolError, HTTPError
+from urllib3.exceptions import TimeoutError as Urllib3Timeout
 
 # httpcore runs `import sniffio` several times per request. Without sniffio installed, each failed import
 # scans sys.path again: 7-9 % of the bot's CPU under send load (py-spy). Remember the miss once; an
@@ -74,6 +79,99 @@ class RelayBot(telegram.Bot):
             data["offset"] = offset
         result = await self._post("getUpdates", data, read_timeout=timeout + 10.0)
         return result if isinstance(result, list) else []
+
+
+_Default = type(HTTPXRequest.DEFAULT_NONE)  # PTB's "not given" marker for timeouts
+
+
+class ThreadedRequest(HTTPXRequest):
+    """PTB's HTTPXRequest on the event loop; a blocking urllib3 pool when called from any other thread.
+
+    Sends from the relay's worker threads drive PTB's coroutine in their own thread (see
+    TelegramClient.call): PTB still builds the request and maps every answer to its typed errors (429
+    RetryAfter, 400, 403, 401...), but the HTTP call is a plain keep-alive urllib3 request instead of a
+    hop to the loop thread and httpx's async stack (per send: ~1 ms of CPU less, under the GIL).
+    Same policy as httpx here: no retries, no redirects, the same timeouts and pool size.
+    """
+
+    def __init__(self, *, connection_pool_size: int, connect_timeout: float, read_timeout: float,
+                 write_timeout: float, pool_timeout: float, media_write_timeout: float) -> None:
+        super().__init__(connection_pool_size=connection_pool_size, connect_timeout=connect_timeout,
+                         read_timeout=read_timeout, write_timeout=write_timeout, pool_timeout=pool_timeout,
+                         media_write_timeout=media_write_timeout)
+        self._timeouts = (connect_timeout, read_timeout, write_timeout, pool_timeout, media_write_timeout)
+        self._pool = urllib3.PoolManager(num_pools=2, maxsize=connection_pool_size, block=True, retries=False,
+                                         ca_certs=certifi.where())
+
+    async def do_request(self, url: str, method: str, request_data: RequestData | None = None,
+                         read_timeout: Any = HTTPXRequest.DEFAULT_NONE,
+                         write_timeout: Any = HTTPXRequest.DEFAULT_NONE,
+                         connect_timeout: Any = HTTPXRequest.DEFAULT_NONE,
+                         pool_timeout: Any = HTTPXRequest.DEFAULT_NONE) -> tuple[int, bytes]:
+        if _loop_running():
+            return await super().do_request(url, method, request_data, read_timeout=read_timeout,
+                                            write_timeout=write_timeout, connect_timeout=connect_timeout,
+                                            pool_timeout=pool_timeout)
+        return self.blocking_request(url, method, request_data, read_timeout, write_timeout, connect_timeout,
+                                     pool_timeout)
+
+    def blocking_request(self, url: str, method: str, request_data: RequestData | None, read_timeout: Any,
+                         write_timeout: Any, connect_timeout: Any, pool_timeout: Any) -> tuple[int, bytes]:
+        """One HTTP call in this thread; timeouts and errors as HTTPXRequest (TimedOut, NetworkError)."""
+        connect, read, write, pool, media_write = self._timeouts
+        files = request_data.multipart_data if request_data is not None and request_data.contains_files else None
+        fields = request_data.json_parameters if request_data is not None else {}
+        connect = connect if isinstance(connect_timeout, _Default) else connect_timeout
+        read = read if isinstance(read_timeout, _Default) else read_timeout
+        if isinstance(write_timeout, _Default):
+            write = media_write if files else write
+        else:
+            write = write_timeout
+        pool = pool if isinstance(pool_timeout, _Default) else pool_timeout
+        # urllib3 has one socket timeout after connecting: the longer of read and write.
+        after_connect = None if read is None or write is None else max(read, write)
+        try:
+            response = self._pool.request_encode_body(
+                method, url, fields={**fields, **files} if files else fields, encode_multipart=bool(files),
+                headers={"User-Agent": self.USER_AGENT},
+                timeout=urllib3.Timeout(connect=connect, read=after_connect), pool_timeout=pool,
+                redirect=False, retries=False,
+            )
+        except EmptyPoolError as err:
+            raise TimedOut(
+                "Pool timeout: All connections in the connection pool are occupied. Request was *not* sent "
+                "to Telegram."
+            ) from err
+        except Urllib3Timeout as err:
+            raise TimedOut from err
+        except HTTPError as err:
+            raise NetworkError(f"urllib3.{type(err).__name__}: {err}") from err
+        return response.status, response.data
+
+    async def shutdown(self) -> None:
+        self._pool.clear()
+        await super().shutdown()
+
+
+def _loop_running() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
+def drive(coroutine: Awaitable[T]) -> T:
+    """Run a coroutine to completion in this thread, without an event loop.
+
+    For PTB calls whose HTTP request is a ThreadedRequest outside the loop: nothing in them suspends.
+    Anything that does suspend is refused (closed, RuntimeError) rather than left half-run."""
+    try:
+        coroutine.send(None)  # type: ignore[attr-defined]
+    except StopIteration as done:
+        return done.value
+    coroutine.close()  # type: ignore[attr-defined]
+    raise RuntimeError("a Telegram call tried to suspend outside the event loop")
 
 
 def retry_after_seconds(exc: RetryAfter) -> float:
@@ -157,7 +255,7 @@ class TelegramClient:
             token,
             base_url=f"{self.api_url}/bot",
             base_file_url=f"{self.api_url}/file/bot",
-            request=HTTPXRequest(
+            request=ThreadedRequest(
                 connection_pool_size=128,
                 connect_timeout=5.0,
                 read_timeout=20.0,
@@ -240,7 +338,7 @@ class TelegramClient:
             if before_attempt is not None:
                 before_attempt()
             try:
-                return self.run(operation(bot))
+                return drive(operation(bot))
             except RetryAfter as exc:
                 wait = retry_after_seconds(exc)
                 if attempt == attempts or wait > max_wait:
