@@ -1,4 +1,4 @@
-"""The send hot path: PTB calls driven in the calling thread over urllib3."""
+"""The send hot path: PTB calls driven in the calling thread over urllib3, and one storage write per keyboard."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter
 from sandbox import Sandbox
 from tgbackend.client import TelegramClient, ThreadedRequest, drive
 from tgbackend.errors import BotBlockedError, TelegramUnavailableError
+from tgbackend.keyboards import CALLBACK_PREFIX, CallbackStore, build_markup
+from tgbackend.outgoing import InlineButton, OutgoingMessage
 
 TOKEN = "424242:SENDING-test-token-abcdefghijklmnop"
 
@@ -83,3 +85,43 @@ def test_drive_refuses_a_coroutine_that_suspends():
 
     with pytest.raises(RuntimeError, match="suspend"):
         drive(suspends())
+
+
+class _Storage(dict):
+    writes = 0
+
+    def __setitem__(self, key, value):
+        type(self).writes += 1
+        super().__setitem__(key, value)
+
+
+def test_all_buttons_of_a_message_in_one_write_and_each_resolves():
+    storage = _Storage()
+    callbacks = CallbackStore(storage, threading.Lock())
+    message = OutgoingMessage(text="pick", inline_keyboard=[
+        [InlineButton(text="A", callback_payload="a" * 200), InlineButton(text="site", url="https://x.example")],
+        [InlineButton(text="B", callback_payload="b")],
+    ])
+    _Storage.writes = 0
+    markup = build_markup(message, callbacks)
+    assert _Storage.writes == 1
+    datas = [b.callback_data for row in markup.inline_keyboard for b in row if b.callback_data]
+    assert len(datas) == 2 and all(len(d.encode()) <= 64 and d.startswith(CALLBACK_PREFIX) for d in datas)
+    assert markup.inline_keyboard[0][1].url == "https://x.example"
+    # a fresh process (empty cache) resolves from storage
+    fresh = CallbackStore(storage, threading.Lock())
+    assert [fresh.resolve(d) for d in datas] == ["a" * 200, "b"]
+    group = datas[0][len(CALLBACK_PREFIX):].split(".")[0]
+    assert fresh.resolve(f"{CALLBACK_PREFIX}{group}.7") is None
+    assert fresh.resolve(f"{CALLBACK_PREFIX}{group}.x") is None
+    assert fresh.resolve(f"{CALLBACK_PREFIX}nosuchgroup.0") is None
+
+
+def test_single_button_and_ids_issued_before_the_change_still_resolve():
+    storage = _Storage()
+    callbacks = CallbackStore(storage, threading.Lock())
+    one = callbacks.put("only")
+    storage["callback:legacyid"] = {"payload": "old", "created": 0.0}
+    fresh = CallbackStore(storage, threading.Lock())
+    assert fresh.resolve(one) == "only"
+    assert fresh.resolve(CALLBACK_PREFIX + "legacyid") == "old"

@@ -19,7 +19,9 @@ from telegram import (
 from tgbackend.outgoing import OutgoingMessage
 
 CALLBACK_PREFIX = "cb1:"
-_KEY_PREFIX = "callback:"
+_KEY_PREFIX = "callback:"  # one button's payload: {"payload", "created"}
+_GROUP_PREFIX = "callbacks:"  # the payloads of one message's buttons: {"payloads": [...], "created"}
+_GROUP_SEP = "."  # callback_data "cb1:<group>.<index>"; token_urlsafe ids never contain "."
 _CACHE_SIZE = 10_000
 
 Markup = InlineKeyboardMarkup | ReplyKeyboardMarkup | ReplyKeyboardRemove
@@ -36,11 +38,27 @@ class CallbackStore:
 
     def put(self, payload: str) -> str:
         """Store payload and return the callback_data to put on the button."""
-        short_id = secrets.token_urlsafe(12)
+        return self.put_many([payload])[0]
+
+    def put_many(self, payloads: list[str]) -> list[str]:
+        """Store the payloads of one message's buttons in ONE storage write; their callback_data in order.
+
+        One committed write per message instead of one per button (each is a synced SQLite commit under
+        the backend's storage lock). A single payload keeps the original one-key format."""
+        if not payloads:
+            return []
+        group = secrets.token_urlsafe(12)
+        if len(payloads) == 1:
+            key, value, ids = _KEY_PREFIX + group, {"payload": payloads[0], "created": time.time()}, [group]
+        else:
+            key = _GROUP_PREFIX + group
+            value = {"payloads": list(payloads), "created": time.time()}
+            ids = [f"{group}{_GROUP_SEP}{index}" for index in range(len(payloads))]
         with self._lock:
-            self._storage[_KEY_PREFIX + short_id] = {"payload": payload, "created": time.time()}
-            self._remember(short_id, payload)
-        return CALLBACK_PREFIX + short_id
+            self._storage[key] = value
+            for short_id, payload in zip(ids, payloads, strict=True):
+                self._remember(short_id, payload)
+        return [CALLBACK_PREFIX + short_id for short_id in ids]
 
     def resolve(self, callback_data: str | None) -> str | None:
         """The payload for callback_data, or None when we never issued it (forged or expired)."""
@@ -51,11 +69,12 @@ class CallbackStore:
             cached = self._cache.get(short_id)
             if cached is not None:
                 return cached
+            group, sep, index = short_id.partition(_GROUP_SEP)
             try:
-                stored = self._storage[_KEY_PREFIX + short_id]
+                stored = self._storage[(_GROUP_PREFIX + group) if sep else (_KEY_PREFIX + short_id)]
             except KeyError:
                 return None
-            payload = stored.get("payload") if isinstance(stored, dict) else None
+            payload = _payload(stored, index if sep else None)
             if payload is not None:
                 self._remember(short_id, payload)
             return payload
@@ -66,19 +85,29 @@ class CallbackStore:
             self._cache.popitem(last=False)
 
 
+def _payload(stored: object, index: str | None) -> str | None:
+    """A stored payload: the single one, or the index-th of a message's group (None if absent)."""
+    if not isinstance(stored, dict):
+        return None
+    if index is None:
+        return stored.get("payload")
+    payloads = stored.get("payloads")
+    if not index.isdigit() or not isinstance(payloads, list) or int(index) >= len(payloads):
+        return None
+    return payloads[int(index)]
+
+
 def build_markup(message: OutgoingMessage, callbacks: CallbackStore) -> Markup | None:
     """The reply_markup for the message's keyboard, or None."""
     if message.inline_keyboard:
-        rows = []
-        for row in message.inline_keyboard:
-            buttons = []
-            for button in row:
-                if button.url is not None:
-                    buttons.append(InlineKeyboardButton(button.text, url=button.url))
-                else:
-                    data = callbacks.put(button.callback_payload or "")
-                    buttons.append(InlineKeyboardButton(button.text, callback_data=data))
-            rows.append(buttons)
+        payloads = [button.callback_payload or "" for row in message.inline_keyboard for button in row
+                    if button.url is None]
+        datas = iter(callbacks.put_many(payloads))
+        rows = [
+            [InlineKeyboardButton(button.text, url=button.url) if button.url is not None
+             else InlineKeyboardButton(button.text, callback_data=next(datas)) for button in row]
+            for row in message.inline_keyboard
+        ]
         return InlineKeyboardMarkup(rows)
     if message.reply_keyboard:
         rows = [
