@@ -168,6 +168,7 @@ class RelayStore:
         self._clock = clock
         self._lock = threading.RLock()
         self._webhooks: dict[str, Webhook] | None = None
+        self._key_secrets: dict[str, str] = {}  # active keys already looked up (cleared on any key change)
         self._listeners: list[Callable[[], None]] = []
         mode = (synchronous or os.environ.get("RELAY_SQLITE_SYNCHRONOUS") or "NORMAL").upper()
         if mode not in ("NORMAL", "FULL", "EXTRA"):
@@ -317,6 +318,7 @@ class RelayStore:
         """A new active key: id "app_" + 24 hex, secret 32 random bytes (urlsafe base64)."""
         key = ApiKey("app_" + new_hex_id(), name, secrets.token_urlsafe(32), self._clock())
         with self.transaction() as conn:
+            self._key_secrets = {}
             conn.execute(
                 "INSERT INTO api_keys (key_id, name, secret, created_at) VALUES (?, ?, ?, ?)",
                 (key.key_id, key.name, key.secret, key.created_at),
@@ -326,6 +328,7 @@ class RelayStore:
     def ensure_api_key(self, key_id: str, secret: str, name: str) -> None:
         """Install a configured key (RELAY_API_KEY_ID/SECRET), updating its secret and re-activating it."""
         with self.transaction() as conn:
+            self._key_secrets = {}
             conn.execute(
                 "INSERT INTO api_keys (key_id, name, secret, created_at) VALUES (?, ?, ?, ?) "
                 "ON CONFLICT(key_id) DO UPDATE SET secret = excluded.secret, name = excluded.name, "
@@ -343,6 +346,7 @@ class RelayStore:
     def revoke_api_key(self, key_id: str) -> bool:
         """Revoke an active key; False if unknown or already revoked."""
         with self.transaction() as conn:
+            self._key_secrets = {}
             cursor = conn.execute(
                 "UPDATE api_keys SET revoked_at = ? WHERE key_id = ? AND revoked_at IS NULL",
                 (self._clock(), key_id),
@@ -350,14 +354,29 @@ class RelayStore:
             return cursor.rowcount > 0
 
     def api_key_secret(self, key_id: str) -> str | None:
-        """The secret of an active key, None for unknown or revoked keys."""
-        rows = self._read("SELECT secret FROM api_keys WHERE key_id = ? AND revoked_at IS NULL", (key_id,))
-        return rows[0][0] if rows else None
+        """The secret of an active key, None for unknown or revoked keys.
+
+        Every API request asks: known active keys are answered from memory, without the store's lock
+        (the cache is dropped inside any transaction that changes a key; unknown ids are not cached)."""
+        cached = self._key_secrets.get(key_id)
+        if cached is not None:
+            return cached
+        with self._lock:
+            rows = self._read("SELECT secret FROM api_keys WHERE key_id = ? AND revoked_at IS NULL", (key_id,))
+            if not rows:
+                return None
+            secrets_now = self._key_secrets
+            if len(secrets_now) < 1000:
+                secrets_now[key_id] = rows[0][0]
+            return rows[0][0]
 
     # -- webhooks ---------------------------------------------------------------------------------
 
     def _webhook_cache(self) -> dict[str, Webhook]:
-        """All webhooks by id, loaded once and reloaded after any change."""
+        """All webhooks by id, loaded once and reloaded after any change (read without the lock when loaded)."""
+        cached = self._webhooks
+        if cached is not None:
+            return cached
         with self._lock:
             if self._webhooks is None:
                 rows = self._read(
