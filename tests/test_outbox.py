@@ -158,3 +158,49 @@ def test_pending_sends_survive_a_restart(tmp_path):
     assert [job["message"]["text"] for job, _ in recorder.sent] == ["a", "b", "c"]
     assert all(isinstance(job["id"], int) for job, _ in recorder.sent)
     store.close()
+
+
+def test_on_sent_commits_with_the_job_and_its_failure_is_rolled_back_but_the_job_is_done(store, run):
+    recorder = Recorder()
+    _queue(store, 41, ["ok", "boom"])
+    message_ids = [row[0] for row in store._read("SELECT id FROM messages ORDER BY rowid")]
+
+    def on_sent(job, ids):
+        store.set_telegram_message_ids(job["message"]["_id"], ids)  # joins finish's transaction
+        if job["message"]["text"] == "boom":
+            raise RuntimeError("after a write")
+        return recorder.on_sent(job, ids)
+
+    transactions = []
+    real = store.transaction
+
+    def counting():
+        if not store._conn.in_transaction:
+            transactions.append(threading.current_thread().name)
+        return real()
+
+    store.transaction = counting
+    dispatcher = SendDispatcher(store, recorder.send, on_sent, recorder.on_failed, backoff=0.02)
+    dispatcher.start()
+    try:
+        recorder.wait(lambda: len(recorder.calls) == 2 and store.stats()["send_pending"] == 0)
+    finally:
+        dispatcher.stop()
+    store.transaction = real
+    assert store.get_telegram_message_ids(message_ids[0]) == [1]
+    assert store.get_telegram_message_ids(message_ids[1]) == []  # rolled back with on_sent's failure
+    assert len(recorder.calls) == 2 and store.stats()["webhook_pending"] == 1
+    assert len([t for t in transactions if t.startswith("relay-send-")]) == 2  # one per sent message
+
+
+def test_api_key_secret_cache_follows_revocation_and_rotation(store):
+    key = store.create_api_key("k")
+    assert store.api_key_secret(key.key_id) == key.secret
+    assert store.api_key_secret(key.key_id) == key.secret  # from memory
+    assert store.revoke_api_key(key.key_id)
+    assert store.api_key_secret(key.key_id) is None
+    store.ensure_api_key(key.key_id, "new-secret", "k")
+    assert store.api_key_secret(key.key_id) == "new-secret"
+    store.ensure_api_key(key.key_id, "newer-secret", "k")
+    assert store.api_key_secret(key.key_id) == "newer-secret"
+    assert store.api_key_secret("app_unknown") is None

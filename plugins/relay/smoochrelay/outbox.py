@@ -35,12 +35,17 @@ def _job(row: tuple) -> OutboxJob:
 
 @dataclass
 class Outcome:
-    """What became of an attempt: 'done', 'retry' (at `retry_at`) or 'dead'; `jobs` are enqueued with it."""
+    """What became of an attempt: 'done', 'retry' (at `retry_at`) or 'dead'; `jobs` are enqueued with it.
+
+    `record`, if set, runs inside the transaction that applies the outcome (its store writes commit with
+    it, or not at all) and returns more jobs to enqueue; if it fails, its writes are rolled back, the
+    failure is logged and the outcome is applied anyway."""
 
     state: str
     error: str | None = None
     retry_at: float | None = None
     jobs: list[WebhookJob] = field(default_factory=list)
+    record: Callable[[], list[WebhookJob]] | None = None
 
 
 class Outbox:
@@ -109,7 +114,10 @@ class Outbox:
 
     def finish(self, job: OutboxJob, outcome: Outcome) -> None:
         """Apply an attempt's outcome and enqueue its follow-up webhook jobs, in one transaction."""
+        jobs = list(outcome.jobs)
         with self.store.transaction() as conn:
+            if outcome.record is not None:
+                jobs += self._record(conn, job, outcome.record)
             if outcome.state == "done":
                 conn.execute("DELETE FROM jobs WHERE id = ?", (job.id,))
                 self._refresh_lane(conn, job.target, job.lane)
@@ -131,10 +139,24 @@ class Outbox:
                     (outcome.error, job.id),
                 )
                 self._refresh_lane(conn, job.target, job.lane)
-            if outcome.jobs:
-                self.store.insert_webhook_jobs(conn, outcome.jobs)
-        if outcome.jobs:
+            if jobs:
+                self.store.insert_webhook_jobs(conn, jobs)
+        if jobs:
             self.store._notify()
+
+    @staticmethod
+    def _record(conn: object, job: OutboxJob, record: Callable[[], list[WebhookJob]]) -> list[WebhookJob]:
+        """Run an outcome's `record` in a savepoint of the current transaction; [] if it fails."""
+        conn.execute("SAVEPOINT outcome_record")  # type: ignore[attr-defined]
+        try:
+            jobs = list(record() or [])
+        except Exception:
+            conn.execute("ROLLBACK TO outcome_record")  # type: ignore[attr-defined]
+            conn.execute("RELEASE outcome_record")  # type: ignore[attr-defined]
+            log.exception("recording the outcome of job %s failed; the outcome stands", job.id)
+            return []
+        conn.execute("RELEASE outcome_record")  # type: ignore[attr-defined]
+        return jobs
 
     def _refresh_lane(self, conn: object, target: str, lane: str) -> None:
         """Point the lane at its oldest pending job, or drop it when none remain."""
@@ -348,12 +370,9 @@ class SendDispatcher:
             ids = self._send(data)
         except Exception as exc:
             return self._failure(job, data, exc)
-        try:
-            jobs = list(self._on_sent(data, list(ids or [])))
-        except Exception:
-            log.exception("on_sent failed for send job %s; the message was sent", job.id)
-            jobs = []
-        return Outcome("done", jobs=jobs)
+        # on_sent's writes (the Telegram ids) and its delivery events commit with the job's deletion:
+        # one transaction per sent message. If it fails, the message was still sent: the job is done.
+        return Outcome("done", record=lambda: self._on_sent(data, list(ids or [])))
 
     def _failure(self, job: OutboxJob, data: dict, exc: Exception) -> Outcome:
         """Decide between retrying and failing the job for good."""
