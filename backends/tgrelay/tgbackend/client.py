@@ -47,7 +47,6 @@ from tgbackend.errors import (
     TelegramError,
     TelegramUnavailableError,
 )
-from tgbackend.fastheaders import use_fast_headers
 from tgbackend.redact import redact, register_secret
 
 log = logging.getLogger("errbot.backends.tgrelay.client")
@@ -101,8 +100,8 @@ class ThreadedRequest(HTTPXRequest):
                          read_timeout=read_timeout, write_timeout=write_timeout, pool_timeout=pool_timeout,
                          media_write_timeout=media_write_timeout)
         self._timeouts = (connect_timeout, read_timeout, write_timeout, pool_timeout, media_write_timeout)
-        self._pool = use_fast_headers(urllib3.PoolManager(num_pools=2, maxsize=connection_pool_size, block=True,
-                                                          retries=False, ca_certs=certifi.where()))
+        self._pool = urllib3.PoolManager(num_pools=2, maxsize=connection_pool_size, block=True, retries=False,
+                                         ca_certs=certifi.where())
 
     async def do_request(self, url: str, method: str, request_data: RequestData | None = None,
                          read_timeout: Any = HTTPXRequest.DEFAULT_NONE,
