@@ -3,7 +3,7 @@ from each operation's schema, arbitrary JSON, and raw bytes; path and query para
 No 5xx, no traceback, every rejection a 4xx with Smooch's error body. Bodies over the limit get 413 before
 they are parsed, also chunked without Content-Length.
 
-RELAY_SOAK=1 raises the number of examples per operation (see docs/RELIABILITY.md).
+RELAY_SOAK=1 raises the number of examples per operation (see README, "Reliability and security").
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Crash safety of the real product, run as OS processes (`python -m sandbox`, `errbot -c config_template.py`)
 and killed with SIGKILL mid-stream. Each test counts what arrived and prints lost / duplicate counts.
 
-RELAY_SOAK=1 runs the counts of the issue and more (see docs/RELIABILITY.md); the default counts are the
+RELAY_SOAK=1 runs the counts of the issue and more (see README, "Reliability and security"); the default counts are the
 issue's, sized to keep the suite quick.
 """
 
