@@ -47,18 +47,23 @@ def public(figures: dict) -> dict:
     return {k: v for k, v in figures.items() if not k.startswith("_")}
 
 
+def inbound_phases(name: str, sandbox, receiver: ReceiverProcess, plan, args, process, log) -> tuple[dict, dict]:
+    """Inbound at full speed (all figures, for the caller to pick from), then at the fixed rate."""
+    log(f"  {name}: inbound {args.inbound} messages at full speed")
+    full = phases.inbound(sandbox, receiver, plan, count=args.inbound, cpu=process.cpu)
+    log(f"  {name}: inbound at {args.rate:g}/s for {args.seconds:g}s")
+    paced = public(phases.inbound(sandbox, receiver, plan, rate=args.rate, seconds=args.seconds, cpu=process.cpu))
+    return full, paced
+
+
 def run_relay(args, receiver: ReceiverProcess, log) -> dict:
     sandbox = fresh_sandbox()
     relay = RelayProcess(sandbox.url, receiver.url)
     try:
         wait_polling(sandbox, relay)
         plan = phases.Plan(users=args.inbound_users)
-        log(f"  relay: inbound {args.inbound} messages at full speed")
-        full = phases.inbound(sandbox, receiver, plan, count=args.inbound, cpu=relay.cpu)
+        full, paced = inbound_phases("relay", sandbox, receiver, plan, args, relay, log)
         app_users = list(full.pop("_app_users").values())
-        log(f"  relay: inbound at {args.rate:g}/s for {args.seconds:g}s")
-        paced = public(phases.inbound(sandbox, receiver, plan, rate=args.rate, seconds=args.seconds,
-                                      cpu=relay.cpu))
         log(f"  relay: outbound {args.outbound} API posts from {args.clients} clients")
         out_full = phases.outbound(sandbox, relay.url, app_users, count=args.outbound, clients=args.clients,
                                    cpu=relay.cpu)
@@ -79,11 +84,8 @@ def run_baseline(args, receiver: ReceiverProcess, log) -> dict:
     try:
         wait_polling(sandbox, baseline)
         plan = phases.Plan(users=args.inbound_users)
-        log(f"  baseline: inbound {args.inbound} messages at full speed")
-        full = public(phases.inbound(sandbox, receiver, plan, count=args.inbound, cpu=baseline.cpu))
-        log(f"  baseline: inbound at {args.rate:g}/s for {args.seconds:g}s")
-        paced = public(phases.inbound(sandbox, receiver, plan, rate=args.rate, seconds=args.seconds,
-                                      cpu=baseline.cpu))
+        full, paced = inbound_phases("baseline", sandbox, receiver, plan, args, baseline, log)
+        full = public(full)
         log(f"  direct sendMessage reference: {args.outbound} calls from {args.clients} clients")
         chats = [plan.user_of(i) for i in range(plan.users)]
         direct = phases.direct_sends(sandbox, chats, args.outbound, args.clients)

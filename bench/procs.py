@@ -64,9 +64,10 @@ def cpu_seconds(pid: int) -> float:
 
 
 def stop_process(proc: subprocess.Popen, timeout: float = 10) -> None:
+    """SIGTERM (a graceful stop for the relay and for PTB's run_polling), SIGKILL if it does not exit."""
     if proc.poll() is not None:
         return
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signal.SIGTERM)
     try:
         proc.wait(timeout)
     except subprocess.TimeoutExpired:
@@ -114,6 +115,22 @@ class Http:
             self.conn.close()
 
 
+class _Measured:
+    """A benchmarked process: its pid, RSS and CPU time, read from /proc."""
+
+    proc: subprocess.Popen
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def rss(self) -> tuple[float, float]:
+        return rss_mb(self.proc.pid)
+
+    def cpu(self) -> float:
+        return cpu_seconds(self.proc.pid)
+
+
 class ReceiverProcess:
     """bench.receiver in its own process."""
 
@@ -141,7 +158,7 @@ class ReceiverProcess:
         self.proc.wait(5)
 
 
-class RelayProcess:
+class RelayProcess(_Measured):
     """Our product as in production: `errbot -c config_template.py`, durability on, its own process."""
 
     def __init__(self, sandbox_url: str, receiver_url: str, *, pacing: bool = False,
@@ -174,44 +191,19 @@ class RelayProcess:
         except OSError:
             return False
 
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
-
-    def rss(self) -> tuple[float, float]:
-        return rss_mb(self.proc.pid)
-
-    def cpu(self) -> float:
-        return cpu_seconds(self.proc.pid)
-
     def stop(self) -> None:
         self.api.close()
-        self.proc.terminate()  # SIGTERM: immediate; durability makes a graceful stop unnecessary here
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(5)
+        stop_process(self.proc, 10)
         self.log.close()
         shutil.rmtree(self.data_dir, ignore_errors=True)
 
 
-class BaselineProcess:
+class BaselineProcess(_Measured):
     """bench.baseline (PTB polling + requests) in its own process."""
 
     def __init__(self, sandbox_url: str, receiver_url: str) -> None:
         self.proc = subprocess.Popen([PY, "-m", "bench.baseline", "--token", TOKEN, "--api-url", sandbox_url,
                                       "--webhook", receiver_url + "/hook"], cwd=ROOT)
-
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
-
-    def rss(self) -> tuple[float, float]:
-        return rss_mb(self.proc.pid)
-
-    def cpu(self) -> float:
-        return cpu_seconds(self.proc.pid)
 
     def stop(self) -> None:
         stop_process(self.proc, 10)

@@ -188,21 +188,24 @@ class BotApi:
 
     # --- sending -------------------------------------------------------------------------------------
 
-    def _sendMessage(self, bot: Bot, params: dict, uploads: dict) -> dict:
-        chat = self._chat(params, sending=True)
+    @staticmethod
+    def _message_text(params: dict) -> dict:
+        """{text, entities?} of a message text as Telegram checks it: 1 to 4096 characters after parsing."""
         raw = get_str(params, "text")
-        if raw is None or raw == "":
+        if not raw:
             raise bad_request("message text is empty")
         text, entities = format_text(raw, get_str(params, "parse_mode"))
         if not text:
             raise bad_request("message text is empty")
         if len(text) > MAX_TEXT:
             raise bad_request("message is too long")
+        return {"text": text, "entities": entities} if entities else {"text": text}
+
+    def _sendMessage(self, bot: Bot, params: dict, uploads: dict) -> dict:
+        chat = self._chat(params, sending=True)
+        content = self._message_text(params)
         markup = self._markup(params)
         self._pace(chat)
-        content: dict = {"text": text}
-        if entities:
-            content["entities"] = entities
         return self._send(bot, chat, content, markup, params)
 
     def _media_sender(self, kind: str) -> Callable[[Bot, dict, dict[str, Upload]], dict]:
@@ -318,21 +321,12 @@ class BotApi:
 
     def _editMessageText(self, bot: Bot, params: dict, uploads: dict) -> dict:
         message = self._editable(params)
-        raw = get_str(params, "text")
-        if not raw:
-            raise bad_request("message text is empty")
-        text, entities = format_text(raw, get_str(params, "parse_mode"))
-        if not text:
-            raise bad_request("message text is empty")
-        if len(text) > MAX_TEXT:
-            raise bad_request("message is too long")
+        content = self._message_text(params)
         markup = self._inline_only(self._markup(params))
         if "text" not in message:
             raise bad_request("there is no text in the message to edit")
         edited = {k: v for k, v in message.items() if k not in ("text", "entities", "reply_markup", "edit_date")}
-        edited["text"] = text
-        if entities:
-            edited["entities"] = entities
+        edited.update(content)
         if markup:
             edited["reply_markup"] = markup
         return self._apply_edit(message, edited)

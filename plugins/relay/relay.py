@@ -55,7 +55,7 @@ class Relay(BotPlugin):
         service = self.service
         if service is None:
             raise RuntimeError("The relay is not running; the update will be retried.")
-        service.inbound.handle(msg.body or "", dict(msg.extras))
+        service.inbound.handle(msg.body or "", msg.extras)
 
     # HTTP routes
 

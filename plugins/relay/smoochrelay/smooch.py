@@ -169,14 +169,21 @@ def _reject_unknown(body: Mapping, allowed: Iterable[str], prefix: str, what: st
             raise ValidationError(f"{prefix}{key}", f"{prefix}{key} is not a known field of {what}")
 
 
+def _missing(value: object, field: str, *, required: bool, why: str = "") -> bool:
+    """True when a field is absent; raises, saying why, when it was required."""
+    if value is not None:
+        return False
+    if required:
+        raise ValidationError(field, f"{field} is required{why}")
+    return True
+
+
 def _string(
     body: Mapping, key: str, field: str, *, required: bool = False, max_length: int = MAX_NAME_LENGTH,
     required_why: str = "",
 ) -> str | None:
     value = body.get(key)
-    if value is None:
-        if required:
-            raise ValidationError(field, f"{field} is required{required_why}")
+    if _missing(value, field, required=required, why=required_why):
         return None
     if not isinstance(value, str):
         raise ValidationError(field, f"{field} must be a string")
@@ -201,9 +208,7 @@ def _choice(
 ) -> str | None:
     choices = tuple(choices)
     value = body.get(key)
-    if value is None:
-        if required:
-            raise ValidationError(field, f"{field} is required (one of {', '.join(choices)})")
+    if _missing(value, field, required=required, why=f" (one of {', '.join(choices)})"):
         return None
     if value not in choices:
         raise ValidationError(field, f"{field} must be one of {', '.join(choices)}")
@@ -225,9 +230,7 @@ def _url(
     body: Mapping, key: str, field: str, *, required: bool = False, required_why: str = ""
 ) -> str | None:
     value = body.get(key)
-    if value is None:
-        if required:
-            raise ValidationError(field, f"{field} is required{required_why}")
+    if _missing(value, field, required=required, why=required_why):
         return None
     if not is_http_url(value):
         raise ValidationError(field, f"{field} must be an absolute http or https URL")
@@ -260,9 +263,7 @@ def _metadata(value: object, field: str) -> dict:
 
 def _payload(body: Mapping, key: str, field: str, *, required: bool, why: str = "") -> str | None:
     value = body.get(key)
-    if value is None or value == "":
-        if required:
-            raise ValidationError(field, f"{field} is required{why}")
+    if _missing(None if value == "" else value, field, required=required, why=why):
         return None
     if not isinstance(value, str):
         raise ValidationError(field, f"{field} must be a string")

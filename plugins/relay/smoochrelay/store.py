@@ -513,12 +513,6 @@ class RelayStore:
         with self.transaction() as conn:
             conn.execute("UPDATE app_users SET blocked = ? WHERE id = ?", (int(bool(blocked)), app_user_id))
 
-    def set_user_properties(self, app_user_id: str, properties: dict) -> None:
-        """Replace the app user's custom properties."""
-        with self.transaction() as conn:
-            conn.execute("UPDATE app_users SET properties = ? WHERE id = ?",
-                         (json.dumps(properties), app_user_id))
-
     # -- messages and jobs ------------------------------------------------------------------------
 
     def _insert_jobs(self, conn: sqlite3.Connection, kind: str,
