@@ -95,10 +95,15 @@ for _admin in _admin_ids:
 BOT_ADMINS = _admin_ids or ("no-admin-configured",)
 BOT_ADMINS_NOTIFICATIONS = _admin_ids  # warnings go to these chats; must be ids the backend can parse
 
-# --- HTTP: the Webserver core plugin, configured by the backend before plugins activate. ---
+# --- HTTP: the backend serves Errbot's web app (every plugin's routes) with waitress once plugins are active.
+# Plain HTTP only: put a TLS-terminating proxy in front of it for anything beyond localhost. ---
 _http_host = _env("RELAY_HTTP_HOST", "127.0.0.1") or "127.0.0.1"
 _http_port = _int("RELAY_HTTP_PORT", 3141, 1, 65535)
-WEBSERVER_CONFIG = {"HOST": _http_host, "PORT": _http_port, "SSL": None}
+RELAY_MAX_BODY_BYTES = _int("RELAY_MAX_BODY_BYTES", 1024 * 1024, 1024)
+# Bodies up to the relay's limit are read; up to twice it the relay answers its own JSON 413; beyond that the
+# server refuses from the headers alone, before reading (or buffering) any of the body.
+WEBSERVER_CONFIG = {"HOST": _http_host, "PORT": _http_port, "SSL": None,
+                    "MAX_BODY_BYTES": 2 * RELAY_MAX_BODY_BYTES}
 _url_host = f"[{_http_host}]" if ":" in _http_host else _http_host
 RELAY_PUBLIC_URL = (_env("RELAY_PUBLIC_URL") or f"http://{_url_host}:{_http_port}").rstrip("/")
 
@@ -110,7 +115,6 @@ RELAY_FILE_LINK_TTL = _int("RELAY_FILE_LINK_TTL", 7 * 24 * 3600, 1)
 RELAY_BIG_FILE_NOTICE = _env("RELAY_BIG_FILE_NOTICE")  # unset: the relay's built-in notice (README)
 RELAY_WEBHOOK_TIMEOUT = _float("RELAY_WEBHOOK_TIMEOUT", 20.0, 0.1)
 RELAY_WEBHOOK_ATTEMPTS = _int("RELAY_WEBHOOK_ATTEMPTS", 5, 1)
-RELAY_MAX_BODY_BYTES = _int("RELAY_MAX_BODY_BYTES", 1024 * 1024, 1024)
 
 # --- Payments (Stripe Checkout); disabled while STRIPE_API_KEY is unset. ---
 STRIPE_API_KEY = _env("STRIPE_API_KEY")
@@ -121,8 +125,9 @@ RELAY_PAYMENT_CONFIRMATION = _env("RELAY_PAYMENT_CONFIRMATION")  # unset: the bu
 RELAY_CHECKOUT_TTL = _int("RELAY_CHECKOUT_TTL", 24 * 3600, 60)
 
 # --- Lockdown: customers talk to this bot, so commands are admin-only, hidden and silent when refused. ---
-# Not loaded: VersionChecker (calls errbot.io), ChatRoom (no rooms), Flows, Backup, TextCmds (text mode only).
-CORE_PLUGINS = ("ACLs", "Help", "Health", "Plugins", "Utils", "Webserver", "CommandNotFoundFilter")
+# Not loaded: VersionChecker (calls errbot.io), ChatRoom (no rooms), Flows, Backup, TextCmds (text mode only),
+# Webserver (werkzeug's development server; the backend serves WEBSERVER_CONFIG itself).
+CORE_PLUGINS = ("ACLs", "Help", "Health", "Plugins", "Utils", "CommandNotFoundFilter")
 ACCESS_CONTROLS_DEFAULT = {"allowusers": BOT_ADMINS, "allowmuc": False}
 HIDE_RESTRICTED_ACCESS = True
 HIDE_RESTRICTED_COMMANDS = True

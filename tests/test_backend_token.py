@@ -111,25 +111,3 @@ def test_exceptions_with_the_token_are_scrubbed_in_logs(sandbox, bot_factory, ca
         logging.getLogger("some.library").exception("download failed for %s", f"bot{TOKEN}")
     assert "<redacted-token>" in caplog.text
     assert_no_token_anywhere(caplog, running)
-
-
-def test_webserver_configured_before_activation_even_without_token(bot_factory):
-    import socket
-
-    from tests.helpers.backend_bot import CORE_PLUGINS
-
-    with socket.socket() as probe_socket:
-        probe_socket.bind(("127.0.0.1", 0))
-        port = probe_socket.getsockname()[1]
-    bot_factory(token=None, required_plugins=["Webserver"], extra_config={
-        "CORE_PLUGINS": (*CORE_PLUGINS, "Webserver"),
-        "WEBSERVER_CONFIG": {"HOST": "127.0.0.1", "PORT": port, "SSL": None}})
-
-    def listening() -> bool:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return True
-        except OSError:
-            return False
-
-    wait_until(listening, 15, "the Webserver did not start from WEBSERVER_CONFIG")

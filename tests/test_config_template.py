@@ -70,7 +70,7 @@ def test_defaults(load, copy):
         "poll_timeout": 30,
         "pacing": True,
     }
-    assert config.WEBSERVER_CONFIG == {"HOST": "127.0.0.1", "PORT": 3141, "SSL": None}
+    assert config.WEBSERVER_CONFIG == {"HOST": "127.0.0.1", "PORT": 3141, "SSL": None, "MAX_BODY_BYTES": 2 << 20}
     assert config.RELAY_PUBLIC_URL == "http://127.0.0.1:3141"
     assert (config.RELAY_APP_ID, config.RELAY_API_KEY_ID, config.RELAY_API_KEY_SECRET) == (None, None, None)
     assert config.RELAY_FILE_LINK_TTL == 604800
@@ -84,7 +84,7 @@ def test_defaults(load, copy):
     assert config.RELAY_PAYMENT_CONFIRMATION is None
     assert config.RELAY_CHECKOUT_TTL == 86400
     assert config.CORE_PLUGINS == (
-        "ACLs", "Help", "Health", "Plugins", "Utils", "Webserver", "CommandNotFoundFilter"
+        "ACLs", "Help", "Health", "Plugins", "Utils", "CommandNotFoundFilter"
     )
     assert config.HIDE_RESTRICTED_ACCESS is True and config.HIDE_RESTRICTED_COMMANDS is True
     assert config.SUPPRESS_CMD_NOT_FOUND is True and config.AUTOINSTALL_DEPS is False
@@ -138,7 +138,7 @@ def test_every_setting_from_the_environment(load, copy, tmp_path):
     assert config.ACCESS_CONTROLS_DEFAULT == {"allowusers": ("111", "222", "333"), "allowmuc": False}
     assert config.BOT_DATA_DIR == str(tmp_path / "var" / "relay") and os.path.isdir(config.BOT_DATA_DIR)
     assert config.BOT_LOG_FILE is None and config.BOT_LOG_LEVEL == logging.DEBUG
-    assert config.WEBSERVER_CONFIG == {"HOST": "0.0.0.0", "PORT": 8080, "SSL": None}
+    assert config.WEBSERVER_CONFIG == {"HOST": "0.0.0.0", "PORT": 8080, "SSL": None, "MAX_BODY_BYTES": 4096}
     assert config.RELAY_PUBLIC_URL == "https://relay.example.com"
     assert (config.RELAY_APP_ID, config.RELAY_API_KEY_ID, config.RELAY_API_KEY_SECRET) == (
         "app1", "app_key", "s3cret"

@@ -166,18 +166,28 @@ def test_oversized_bodies_get_413_before_parsing_with_and_without_content_length
     port = int(stack.http_url.rsplit(":", 1)[1])
     path = f"/v1.1/apps/{APP_ID}/webhooks"
     auth = requests.auth._basic_auth_str(*stack.auth)
-    # Declared too big: refused from the header alone, without sending the body at all.
+    # Declared far too big (over the server's cap, twice the relay's limit): refused from the header alone,
+    # without sending the body at all; the web server answers that one itself, in plain text.
     head = (f"POST {path} HTTP/1.1\r\nHost: x\r\nAuthorization: {auth}\r\nContent-Type: application/json\r\n"
             f"Content-Length: {limit * 50}\r\n\r\n").encode()
     status, data = _raw_request(port, head, [])
-    assert status == 413 and b"request_entity_too_large" in data
-    # Chunked, no Content-Length, 4x the limit of valid-looking JSON: 413, not a parse error or a 5xx.
+    assert status == 413 and b"Request Entity Too Large" in data
+    # Chunked, no Content-Length, 4x the limit of valid-looking JSON: 413 once past the cap, not a parse
+    # error or a 5xx.
     head = (f"POST {path} HTTP/1.1\r\nHost: x\r\nAuthorization: {auth}\r\nContent-Type: application/json\r\n"
             "Transfer-Encoding: chunked\r\n\r\n").encode()
     piece = b'{"target": "http://127.0.0.1:9/' + b"a" * 65000 + b'"}'
     chunks = [f"{len(piece):x}\r\n".encode() + piece + b"\r\n" for _ in range(4 * limit // len(piece) + 1)]
     status, data = _raw_request(port, head, [*chunks, b"0\r\n\r\n"])
-    assert status == 413 and b"request_entity_too_large" in data
+    assert status == 413 and b"Request Entity Too Large" in data
+    # Over the relay's limit but under the server's cap, declared or chunked: the relay's own Smooch error.
+    over = b'{"target": "http://127.0.0.1:9/' + b"a" * (limit + limit // 2) + b'"}'
+    response = requests.post(stack.http_url + path, data=over, auth=stack.auth, timeout=15,
+                             headers={"Content-Type": "application/json"})
+    assert response.status_code == 413 and response.json()["error"]["code"] == "request_entity_too_large"
+    response = requests.post(stack.http_url + path, data=iter([over[:limit], over[limit:]]), auth=stack.auth,
+                             timeout=15, headers={"Content-Type": "application/json"})
+    assert response.status_code == 413 and response.json()["error"]["code"] == "request_entity_too_large"
     assert stack.service.store.list_webhooks() == []
     # Just under the limit is parsed (and rejected as a bad body, not as too large).
     body = b'{"target": "' + b"a" * (limit - 100) + b'"}'

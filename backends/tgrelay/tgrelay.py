@@ -13,6 +13,7 @@ import threading
 from collections.abc import Callable
 from typing import Any, BinaryIO
 
+import errbot.core_plugins
 import httpx
 from errbot.backends.base import ONLINE, Card, Identifier, Message, Room, Stream
 from errbot.core import ErrBot
@@ -41,6 +42,7 @@ from tgbackend.rendering import (
 )
 from tgbackend.settings import read_settings
 from tgbackend.updates import IgnoredUpdate, MalformedUpdate, parse_update
+from tgbackend.webserver import Webserver, WebserverSettings
 
 log = logging.getLogger("errbot.backends.tgrelay")
 _STORED_TOKEN_KEY = "token"  # noqa: S105 (a storage key, not a secret)
@@ -78,6 +80,8 @@ class TGRelayBackend(ErrBot):
         self._pending_token: str | None = None
         self._started = False
         self._shutdown_requested = threading.Event()
+        self._webserver: Webserver | None = None
+        self._webserver_error: str | None = None
 
     # --- Errbot lifecycle ---------------------------------------------------------------------------
     @property
@@ -124,7 +128,7 @@ class TGRelayBackend(ErrBot):
         else:
             self._reconnect()
         webserver_config = self.settings.webserver_config
-        if webserver_config:
+        if webserver_config:  # Errbot's own Webserver plugin, if loaded, must not take the same port
             self.plugin_manager.set_plugin_configuration("Webserver", None)
         self._started = True
         self.connect_callback()
@@ -133,22 +137,19 @@ class TGRelayBackend(ErrBot):
         self.reset_reconnection_count()
 
     def _start_webserver(self, config: dict) -> None:
-        """Start Errbot's Webserver from WEBSERVER_CONFIG once every plugin has mounted its routes.
+        """Serve Errbot's web app (every plugin's routes) from WEBSERVER_CONFIG, once all plugins are active.
 
         Flask refuses new routes after it has served a request, and Errbot mounts a plugin's routes after
-        activating it; so plugins activate with the Webserver unconfigured (routes mounted, no server),
-        and the server starts only now. A request can then never arrive before a route exists.
+        activating it; so the server starts only now, and a request can never arrive before its route.
         """
-        manager = self.plugin_manager
-        manager.set_plugin_configuration("Webserver", config)
         try:
-            if "Webserver" in manager.get_all_active_plugin_names():
-                manager.deactivate_plugin("Webserver")
-            manager.activate_plugin("Webserver")
-        except Exception:
-            log.exception("Could not start the Webserver on %s:%s", config.get("HOST"), config.get("PORT"))
+            settings = WebserverSettings.from_config(config)
+            self._webserver = Webserver(errbot.core_plugins.flask_app, settings)
+        except (ValueError, OSError) as problem:
+            self._webserver_error = f"not serving HTTP on {config.get('HOST')}:{config.get('PORT')}: {problem}"
+            log.error("The web server did not start, so the HTTP API is down: %s", self._webserver_error)
             return
-        log.info("Webserver started from WEBSERVER_CONFIG (%s:%s)", config.get("HOST"), config.get("PORT"))
+        self._webserver.start()
 
     def _reconnect(self) -> bool:
         """Try the pending token (startup or a network failure); True once connected."""
@@ -207,6 +208,8 @@ class TGRelayBackend(ErrBot):
         delivery workers, the Webserver) would keep the process alive after Ctrl-C or SIGTERM."""
         self.request_shutdown()
         try:
+            if self._webserver is not None:
+                self._webserver.stop()  # no new requests while plugins deactivate
             if self._started:
                 self.disconnect_callback()
             super().shutdown()
@@ -374,7 +377,8 @@ class TGRelayBackend(ErrBot):
         log.warning("Telegram token removed; the bot is disconnected until a token is set again.")
 
     def telegram_status(self) -> dict:
-        """connected, username, link, api_url, updates_received, last_error (never the token)."""
+        """connected, username, link, api_url, updates_received, last_error (never the token), and webserver:
+        where the HTTP server listens, or why it does not."""
         info = self.bot_info
         return {
             "connected": info is not None,
@@ -384,7 +388,13 @@ class TGRelayBackend(ErrBot):
             "api_url": self.settings.api_url,
             "updates_received": self._status.updates_received,
             "last_error": redact(self._status.last_error) if self._status.last_error else None,
+            "webserver": self._webserver_status(),
         }
+
+    def _webserver_status(self) -> str:
+        if self._webserver is not None:
+            return f"listening on {self._webserver.settings.host}:{self._webserver.port}"
+        return self._webserver_error or "not configured (WEBSERVER_CONFIG is unset)"
 
     def open_file(self, file_id: str) -> FileStream:
         """Stream a file from Telegram; raises FileTooBigError, FileGoneError (URL never exposed)."""

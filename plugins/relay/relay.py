@@ -107,6 +107,7 @@ class Relay(BotPlugin):
             f"- Telegram: {connection}",
             f"- App id: `{service.app_id}`",
             f"- API: {service.settings.public_url}/v1.1/apps/{service.app_id}",
+            f"- HTTP server: {telegram.get('webserver', 'unknown')}",
             f"- Webhooks: {len(webhooks)}",
             f"- Webhook deliveries pending: {stats.get('webhook_pending', 0)}, "
             f"dead letters: {stats.get('webhook_dead', 0)}",

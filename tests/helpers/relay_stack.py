@@ -28,7 +28,7 @@ from tests.helpers.receiver import Receiver
 APP_ID = "testapp"
 KEY_ID = "app_testkey"
 KEY_SECRET = "test-key-secret-0123456789"
-CORE_PLUGINS = ("ACLs", "Help", "Health", "Plugins", "Utils", "Webserver", "CommandNotFoundFilter")
+CORE_PLUGINS = ("ACLs", "Help", "Health", "Plugins", "Utils", "CommandNotFoundFilter")
 PLUGIN_DIRS = (ROOT / "plugins",)
 
 
@@ -121,13 +121,15 @@ class RelayStack:
 
 def start_relay_stack(sandbox: Sandbox, receiver: Receiver, *, extra_config: dict[str, Any] | None = None,
                       data_dir: str | None = None, token: str | None = TOKEN) -> RelayStack:
-    """Start Errbot with the Relay plugin and its Webserver on a free port; returns once the API answers."""
+    """Start Errbot with the Relay plugin, serving HTTP on a free port; returns once the API answers."""
     reset_app()  # Errbot's Flask app is process-global: a previous bot's routes must not linger
     port = free_port()
     http_url = f"http://127.0.0.1:{port}"
+    body_limit = (extra_config or {}).get("RELAY_MAX_BODY_BYTES", 1024 * 1024)
     config = {
         "CORE_PLUGINS": CORE_PLUGINS,
-        "WEBSERVER_CONFIG": {"HOST": "127.0.0.1", "PORT": port, "SSL": None},
+        # as config_template.py: the server itself refuses bodies over twice the relay's limit
+        "WEBSERVER_CONFIG": {"HOST": "127.0.0.1", "PORT": port, "SSL": None, "MAX_BODY_BYTES": 2 * body_limit},
         "RELAY_PUBLIC_URL": http_url,
         "RELAY_APP_ID": APP_ID,
         "RELAY_API_KEY_ID": KEY_ID,
@@ -136,7 +138,7 @@ def start_relay_stack(sandbox: Sandbox, receiver: Receiver, *, extra_config: dic
         **(extra_config or {}),
     }
     bot = start_bot(sandbox.url, token=token, plugin_dirs=PLUGIN_DIRS, extra_config=config, data_dir=data_dir,
-                    required_plugins=("Relay", "Webserver"))
+                    required_plugins=("Relay",))
 
     def api_up() -> bool:
         try:
