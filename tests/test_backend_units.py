@@ -45,10 +45,14 @@ def test_pacing_per_chat_and_overall():
     other = Pacer(overall_rate=30, overall_burst=30, chat_rate=1, chat_burst=3)
     waits = [other.reserve(chat, now) for chat in range(60)]
     assert max(waits[:30]) == 0 and waits[59] == pytest.approx(1.0, abs=0.01)
-    # The defaults never put more than 30 sends in any 1 s window (Telegram's overall limit).
+    # The defaults never put more than 30 sends in any 1 s window (Telegram's overall limit), even when any
+    # one send goes out 30 ms after its slot (a busy process): the booked slots leave room for it.
     default = Pacer()
     slots = sorted(now + default.reserve(chat, now) for chat in range(120))
-    assert max(sum(1 for t in slots[i:] if t - start < 1.0) for i, start in enumerate(slots)) <= 30
+    assert max(sum(1 for t in slots[i:] if t - start < 1.0) for i, start in enumerate(slots)) <= 29
+    for late in range(len(slots)):
+        shifted = sorted(t + (0.03 if i == late else 0.0) for i, t in enumerate(slots))
+        assert max(sum(1 for t in shifted[i:] if t - start < 1.0) for i, start in enumerate(shifted)) <= 30
     assert Pacer(enabled=False).reserve(1, now) == 0
 
 

@@ -1,4 +1,4 @@
-"""Outgoing pace: ≤ 30 messages in any 1 s window overall (evenly spaced at 29/s) and < 1/s sustained
+"""Outgoing pace: ≤ 30 messages in any 1 s window overall (evenly spaced at 28/s) and < 1/s sustained
 per private chat (0.95/s, GCRA token buckets; bursts of 3).
 
 Callers reserve a send slot under a short lock and sleep outside it, so threads sending to other
@@ -18,7 +18,9 @@ class Pacer:
         self,
         *,
         enabled: bool = True,
-        overall_rate: float = 29.0,  # Telegram counts any 1 s window: no overall burst, one slot of margin
+        # Telegram counts any 1 s window: no overall burst. At 28/s a window holds 29 slots at most, so a
+        # send ~35 ms late (a busy process) still keeps it at 30; at 29/s one such send made it 31.
+        overall_rate: float = 28.0,
         overall_burst: int = 1,
         chat_rate: float = 0.95,  # ~1.05 s apart: 5% margin so network jitter cannot make two land < 1 s apart
         chat_burst: int = 3,
