@@ -281,7 +281,7 @@ class TGRelayBackend(ErrBot):
     def _send(self, chat_id: int, operation: Callable[[RelayBot], Any]) -> int:
         client = self._require_client()
         sent = client.call(operation, before_attempt=lambda: self._pacer.wait(chat_id))
-        return sent.message_id
+        return sent if isinstance(sent, int) else sent.message_id
 
     def send_outgoing(self, chat_id: int, message: OutgoingMessage) -> list[int]:
         """Send one logical message (maybe several Telegram messages); return their ids in order.
@@ -491,8 +491,6 @@ class TGRelayBackend(ErrBot):
 
 def _text_step(chat_id: int, part: str, quiet: bool) -> Callable[[Any], Callable[[RelayBot], Any]]:
     def step(reply_markup: Any) -> Callable[[RelayBot], Any]:
-        return lambda bot: bot.send_message(
-            chat_id, part, parse_mode="HTML", reply_markup=reply_markup, disable_notification=quiet
-        )
+        return lambda bot: bot.send_html_text(chat_id, part, reply_markup=reply_markup, disable_notification=quiet)
 
     return step

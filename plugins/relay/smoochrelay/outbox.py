@@ -252,7 +252,8 @@ class LanePool:
         """New or revived jobs were committed: look for work now."""
         with self._cond:
             self._dirty = True
-            self._cond.notify_all()
+            if len(self._busy) < self._workers:  # else the next worker to finish wakes the scheduler
+                self._cond.notify_all()
 
     def _schedule(self) -> None:
         """Claim due lane heads for free workers; sleep until woken or the next retry is due."""
