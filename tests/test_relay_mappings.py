@@ -169,7 +169,7 @@ def test_history_app_user_and_typing(relay_stack):
     (lambda s: {"auth": ("app_testkey", "wrong")}, 401, "unauthorized"),
     (lambda s: {"data": b"{not json", "headers": {"content-type": "application/json"}}, 400, "bad_request"),
     (lambda s: {"json": {"role": "appMaker", "type": "text", "text": "x", "bogus": 1}}, 400, "bad_request"),
-    (lambda s: {"data": b"x" * (2 * 2**20)}, 413, "request_entity_too_large"),
+    (lambda s: {"data": b"x" * (3 * 2**19)}, 413, "request_entity_too_large"),  # 1.5 MB: over the relay's limit
 ])
 def test_bad_requests_get_clear_errors(relay_stack, mangle, status, code):
     stack = relay_stack
