@@ -107,6 +107,10 @@ WEBSERVER_CONFIG = {"HOST": _http_host, "PORT": _http_port, "SSL": None,
 _url_host = f"[{_http_host}]" if ":" in _http_host else _http_host
 RELAY_PUBLIC_URL = (_env("RELAY_PUBLIC_URL") or f"http://{_url_host}:{_http_port}").rstrip("/")
 
+# Keep the bot's threads on one CPU ("auto": the least busy one at start; "off"; or a CPU number). The process
+# is GIL-bound, and GIL handoffs between cores cost it ~35 % of its CPU under load (README, Performance).
+CPU_AFFINITY = _env("RELAY_CPU_AFFINITY", "auto") or "auto"
+
 # --- Relay (plugins/relay reads them as self.bot_config.RELAY_*); unset ids and keys are None. ---
 RELAY_APP_ID = _env("RELAY_APP_ID")
 RELAY_API_KEY_ID = _env("RELAY_API_KEY_ID")

@@ -18,6 +18,7 @@ import httpx
 from errbot.backends.base import ONLINE, Card, Identifier, Message, Room, Stream
 from errbot.core import ErrBot
 
+from tgbackend.affinity import pin_process
 from tgbackend.client import SETUP_HINT, BotInfo, RelayBot, TelegramClient
 from tgbackend.errors import (
     InvalidTokenError,
@@ -65,6 +66,7 @@ class TGRelayBackend(ErrBot):
         config.MESSAGE_SIZE_LIMIT = chosen_limit
         install_log_redaction()
         self.settings = read_settings(config)
+        pin_process(self.settings.cpu_affinity)  # before the bot starts its own threads
         register_secret(self.settings.token)
         self.bot_identifier = TelegramPerson(0, username=None, first_name="(not connected)")
         self.set_message_size_limit(TEXT_LIMIT, TEXT_LIMIT)

@@ -60,6 +60,7 @@ def make_config(
     config.HIDE_RESTRICTED_ACCESS = True
     config.SUPPRESS_CMD_NOT_FOUND = True
     config.BOT_IDENTITY = {"token": token, "api_url": api_url, "poll_timeout": 1, "pacing": False}
+    config.CPU_AFFINITY = "off"  # in-process bots share pytest's process: pinning would pin the tests too
     for key, value in (extra_config or {}).items():
         setattr(config, key, value)
     return config

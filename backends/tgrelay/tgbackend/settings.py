@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from tgbackend.affinity import parse_cpu_affinity
+
 DEFAULT_API_URL = "https://api.telegram.org"
 
 
@@ -19,6 +21,7 @@ class Settings:
     webserver_config: dict | None
     admins: tuple[str, ...]
     prefix: str
+    cpu_affinity: str | int = "auto"
 
 
 def _pacing_enabled(value: Any) -> bool:
@@ -50,4 +53,5 @@ def read_settings(config: Any) -> Settings:
         webserver_config=dict(webserver) if webserver else None,
         admins=tuple(str(a) for a in admins),
         prefix=getattr(config, "BOT_PREFIX", "!") or "!",
+        cpu_affinity=parse_cpu_affinity(getattr(config, "CPU_AFFINITY", None)),
     )
