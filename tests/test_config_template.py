@@ -83,6 +83,7 @@ def test_defaults(load, copy):
     assert config.RELAY_DEFAULT_CURRENCY == "usd"
     assert config.RELAY_PAYMENT_CONFIRMATION is None
     assert config.RELAY_CHECKOUT_TTL == 86400
+    assert config.CPU_AFFINITY == "auto"
     assert config.CORE_PLUGINS == (
         "ACLs", "Help", "Health", "Plugins", "Utils", "CommandNotFoundFilter"
     )
@@ -127,6 +128,7 @@ def test_every_setting_from_the_environment(load, copy, tmp_path):
         RELAY_DEFAULT_CURRENCY="EUR",
         RELAY_PAYMENT_CONFIRMATION="paid",
         RELAY_CHECKOUT_TTL="3600",
+        RELAY_CPU_AFFINITY="off",
     )
     assert config.BOT_IDENTITY == {
         "token": "123:abc",
@@ -140,6 +142,7 @@ def test_every_setting_from_the_environment(load, copy, tmp_path):
     assert config.BOT_LOG_FILE is None and config.BOT_LOG_LEVEL == logging.DEBUG
     assert config.WEBSERVER_CONFIG == {"HOST": "0.0.0.0", "PORT": 8080, "SSL": None, "MAX_BODY_BYTES": 4096}
     assert config.RELAY_PUBLIC_URL == "https://relay.example.com"
+    assert config.CPU_AFFINITY == "off"
     assert (config.RELAY_APP_ID, config.RELAY_API_KEY_ID, config.RELAY_API_KEY_SECRET) == (
         "app1", "app_key", "s3cret"
     )
