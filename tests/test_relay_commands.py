@@ -49,6 +49,7 @@ def test_status_and_redeliver(relay_stack):
     status = _command(stack, "!relay status")
     assert "connected as @relay_test_bot" in status and APP_ID in status
     assert "dead letters: 0" in status
+    assert f"HTTP server: listening on 127.0.0.1:{stack.http_url.rsplit(':', 1)[1]}" in status
     assert _command(stack, "!relay redeliver") == "No dead letters."
     assert "No buy actions yet." in _command(stack, "!relay payments")
 

@@ -64,7 +64,7 @@ def pin_process(choice: str | int) -> int | None:
     except OSError as exc:
         log.warning("Could not keep the bot on CPU %d (%s); running on CPUs %s", cpu, exc, allowed)
         return None
-    log.info("Bot threads kept on CPU %d of %s (CPU_AFFINITY=off to let them move)", cpu, allowed)
+    log.info("Bot threads kept on CPU %d of %s (RELAY_CPU_AFFINITY=off lets them move)", cpu, allowed)
     return cpu
 
 
