@@ -3,8 +3,8 @@
 The bot is one CPython process: its threads take turns holding the GIL, so a second core adds almost no
 Python throughput, while every GIL handoff between threads that sit on different cores is a cross-CPU
 wakeup. Under load (an API flood and the sends it causes) that cost ~35 % of the process's CPU in the
-kernel's task-switch paths. Measured with `make bench`, relay process pinned or not: delivery ~440 → ~710
-messages/s, CPU per outbound message 2.2 → 1.4 ms (README, Performance).
+kernel's task-switch paths. Measured on the benchmark's outbound run, the same code pinned or not: ~440 →
+~710 messages delivered per second, 2.2 → 1.4 ms of CPU per message (README, Performance).
 """
 
 from __future__ import annotations

@@ -2,9 +2,9 @@
 
 Errbot's own Webserver plugin runs werkzeug's development server, which closes every connection after one
 response and starts a new thread per connection: a business posting replies pays a TCP handshake and a
-thread start per request, and a flood of connections means a flood of threads. waitress (a production
-WSGI server, already installed with Errbot's test tools) keeps connections alive, serves them from a
-fixed pool of threads, caps open connections and drops idle ones. Measured on the relay's API: about
+thread start per request, and a flood of connections means a flood of threads. waitress (a well-kept
+production WSGI server in pure Python) keeps connections alive, serves them from a fixed pool of threads,
+caps open connections and drops idle ones. Measured on the relay's API: about
 0.72 ms of CPU per request with werkzeug, 0.29 ms with waitress (README, Performance).
 """
 
