@@ -12,15 +12,10 @@ import pytest
 from flask import Flask
 
 from tests.helpers.backend_bot import wait_until
+from tests.helpers.relay_stack import free_port
 from tgbackend.webserver import Webserver, WebserverSettings
 
 pytest_plugins = ["tests.helpers.backend_fixtures"]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def listening(port: int) -> bool:
