@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from smoochrelay.store import RelayStore, StoreUnavailableError, WebhookJob, new_hex_id
+from smoochrelay.store import INBOUND_DEDUPE_SECONDS, RelayStore, StoreUnavailableError, WebhookJob, new_hex_id
 from smoochrelay.webhooks import WebhookDispatcher
 from tests.helpers.receiver import Receiver
 
@@ -102,6 +102,28 @@ def test_record_inbound_dedupes_on_update_id(store):
     assert store.record_inbound(2, user["_id"], None, []) is True
     assert store.list_messages(user["_id"]) == ([first], False)
     assert store.stats()["webhook_pending"] == 1
+
+
+def test_update_ids_are_remembered_for_two_days_then_forgotten(tmp_path):
+    """Telegram re-delivers an unconfirmed update within 24 h at most, and may restart its update ids at random
+    after a week of silence: an id seen long ago must not make a new message look like a duplicate."""
+    now = [1_000_000.0]
+    store = RelayStore(str(tmp_path / "relay.sqlite3"), clock=lambda: now[0])
+    try:
+        user = _user(store)
+        for update_id in range(1, 1201):
+            assert store.record_inbound(update_id, user["_id"], None, []) is True
+        now[0] += INBOUND_DEDUPE_SECONDS - 60
+        assert store.record_inbound(5, user["_id"], None, []) is False  # a late re-delivery: still a duplicate
+        now[0] += 120
+        for update_id in range(5000, 6001):  # new traffic prunes the expired ids in batches
+            store.record_inbound(update_id, user["_id"], None, [])
+        assert store.record_inbound(5, user["_id"], _message(now[0]), []) is True  # an old id, a new message
+        assert store.record_inbound(5500, user["_id"], None, []) is False  # recent ids are still remembered
+        remembered = store._read("SELECT COUNT(*) FROM inbound_updates")[0][0]
+        assert remembered == 1001 + 1, remembered
+    finally:
+        store.close()
 
 
 def test_list_messages_pages_like_smooch(store):

@@ -130,7 +130,16 @@ _CORE_MIGRATIONS: list[str] = [
         kind TEXT NOT NULL, target TEXT NOT NULL, lane TEXT NOT NULL, head_id INTEGER NOT NULL,
         due REAL NOT NULL, PRIMARY KEY (kind, target, lane))""",
     """CREATE INDEX lanes_by_due ON lanes (kind, due)""",
+    """CREATE INDEX inbound_updates_by_time ON inbound_updates (recorded_at)""",
 ]
+
+INBOUND_DEDUPE_SECONDS = 48 * 3600
+"""How long a Telegram update id is remembered. Telegram keeps an unconfirmed update for at most 24 hours,
+so a re-delivery never comes later. Remembering ids for ever would not only grow the database: after a
+week without updates Telegram may restart update ids at random, and a new message whose id was seen long
+ago would be dropped as a duplicate."""
+_PRUNE_EVERY = 500  # inbound records between two prunes of expired update ids
+_PRUNE_BATCH = 2 * _PRUNE_EVERY  # at most this many expired ids deleted per prune (keeps each one short)
 
 _UNAVAILABLE_HINTS = ("disk is full", "readonly", "read-only", "unable to open", "disk i/o", "locked",
                       "no such file", "permission")
@@ -166,6 +175,7 @@ class RelayStore:
                  clock: Callable[[], float] = time.time) -> None:
         self.path = path
         self._clock = clock
+        self._inbound_until_prune = 0  # records until the next prune (0: prune on the first one)
         self._lock = threading.RLock()
         self._webhooks: dict[str, Webhook] | None = None
         self._key_secrets: dict[str, str] = {}  # active keys already looked up (cleared on any key change)
@@ -551,7 +561,8 @@ class RelayStore:
                        jobs: list[WebhookJob]) -> bool:
         """Record a Telegram update once: its message (if any) and its webhook jobs, atomically.
 
-        Returns False and writes nothing when `update_id` was already recorded (Telegram re-delivery).
+        Returns False and writes nothing when `update_id` was already recorded (Telegram re-delivery) within
+        INBOUND_DEDUPE_SECONDS.
         """
         with self.transaction() as conn:
             cursor = conn.execute(
@@ -563,9 +574,22 @@ class RelayStore:
             if message is not None:
                 self._insert_message(conn, app_user_id, message)
             self.insert_webhook_jobs(conn, jobs)
+            self._prune_inbound_updates(conn)
         if jobs:
             self._notify()
         return True
+
+    def _prune_inbound_updates(self, conn: sqlite3.Connection) -> None:
+        """Every _PRUNE_EVERY records, forget up to _PRUNE_BATCH update ids older than INBOUND_DEDUPE_SECONDS."""
+        self._inbound_until_prune -= 1
+        if self._inbound_until_prune > 0:
+            return
+        self._inbound_until_prune = _PRUNE_EVERY
+        conn.execute(
+            "DELETE FROM inbound_updates WHERE update_id IN (SELECT update_id FROM inbound_updates "
+            "WHERE recorded_at < ? ORDER BY recorded_at LIMIT ?)",
+            (self._clock() - INBOUND_DEDUPE_SECONDS, _PRUNE_BATCH),
+        )
 
     def record_outbound(self, app_user_id: str, message: dict, jobs: list[WebhookJob]) -> None:
         """Record an appMaker message, its Telegram send job and its webhook jobs, atomically."""
