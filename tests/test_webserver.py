@@ -89,6 +89,52 @@ def test_bad_settings_name_the_key(config, problem):
         WebserverSettings.from_config(config)
 
 
+def _can_bind_ipv6() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+def _get(host: str, port: int) -> bytes:
+    connection = http.client.HTTPConnection(host, port, timeout=5)
+    try:
+        connection.request("GET", "/fast")
+        return connection.getresponse().read()
+    finally:
+        connection.close()
+
+
+@pytest.mark.skipif(not _can_bind_ipv6(), reason="no IPv6 on this machine")
+@pytest.mark.parametrize("host", ["::", "*"])
+def test_wildcard_hosts_answer_on_ipv4_and_ipv6_and_stop_cleanly(slow_app, host):
+    app, _, _ = slow_app
+    server = Webserver(app, WebserverSettings(host=host, port=free_port(), threads=2))
+    server.start()
+    try:
+        assert _get("127.0.0.1", server.port) == b"fast"
+        assert _get("::1", server.port) == b"fast"
+    finally:
+        server.stop()
+    assert not listening(server.port)
+    with pytest.raises(OSError):
+        _get("::1", server.port)
+
+
+def test_stop_twice_and_stop_after_the_server_thread_died(slow_app):
+    app, _, _ = slow_app
+    server = Webserver(app, WebserverSettings(host="127.0.0.1", port=0, threads=2))
+    server.start()
+    server.stop()
+    server.stop()  # a second call does nothing (it must not write to closed descriptors)
+    never_started = Webserver(app, WebserverSettings(host="127.0.0.1", port=0, threads=2))
+    assert listening(never_started.port)  # bound and listening, no loop thread
+    never_started.stop()
+    assert not listening(never_started.port)
+
+
 def test_connections_are_kept_alive(slow_app):
     app, _, _ = slow_app
     server = Webserver(app, WebserverSettings(host="127.0.0.1", port=0, threads=2))

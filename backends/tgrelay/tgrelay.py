@@ -147,7 +147,7 @@ class TGRelayBackend(ErrBot):
         try:
             settings = WebserverSettings.from_config(config)
             self._webserver = Webserver(errbot.core_plugins.flask_app, settings)
-        except (ValueError, OSError) as problem:
+        except Exception as problem:  # a bad setting, a taken port, an unresolvable host...
             self._webserver_error = f"not serving HTTP on {config.get('HOST')}:{config.get('PORT')}: {problem}"
             log.error("The web server did not start, so the HTTP API is down: %s", self._webserver_error)
             return
