@@ -122,6 +122,10 @@ def test_update_ids_are_remembered_for_two_days_then_forgotten(tmp_path):
         assert store.record_inbound(5500, user["_id"], None, []) is False  # recent ids are still remembered
         remembered = store._read("SELECT COUNT(*) FROM inbound_updates")[0][0]
         assert remembered == 1001 + 1, remembered
+        # A quiet bot: no traffic to prune with, yet an expired id is new again at once.
+        now[0] += INBOUND_DEDUPE_SECONDS + 1
+        assert store.record_inbound(5500, user["_id"], None, []) is True
+        assert store.record_inbound(5500, user["_id"], None, []) is False
     finally:
         store.close()
 

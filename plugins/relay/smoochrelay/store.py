@@ -564,10 +564,12 @@ class RelayStore:
         Returns False and writes nothing when `update_id` was already recorded (Telegram re-delivery) within
         INBOUND_DEDUPE_SECONDS.
         """
+        now = self._clock()
         with self.transaction() as conn:
-            cursor = conn.execute(
-                "INSERT OR IGNORE INTO inbound_updates (update_id, recorded_at) VALUES (?, ?)",
-                (int(update_id), self._clock()),
+            cursor = conn.execute(  # an id last seen before the window counts as new (expired, not yet pruned)
+                "INSERT INTO inbound_updates (update_id, recorded_at) VALUES (?, ?) ON CONFLICT (update_id) "
+                "DO UPDATE SET recorded_at = excluded.recorded_at WHERE inbound_updates.recorded_at < ?",
+                (int(update_id), now, now - INBOUND_DEDUPE_SECONDS),
             )
             if cursor.rowcount == 0:
                 return False
@@ -588,7 +590,7 @@ class RelayStore:
         conn.execute(
             "DELETE FROM inbound_updates WHERE update_id IN (SELECT update_id FROM inbound_updates "
             "WHERE recorded_at < ? ORDER BY recorded_at LIMIT ?)",
-            (self._clock() - INBOUND_DEDUPE_SECONDS, _PRUNE_BATCH),
+            (self._clock() - INBOUND_DEDUPE_SECONDS, _PRUNE_BATCH),  # space only: expiry is checked on insert
         )
 
     def record_outbound(self, app_user_id: str, message: dict, jobs: list[WebhookJob]) -> None:
