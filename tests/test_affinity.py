@@ -83,13 +83,18 @@ def test_a_cpu_the_process_may_not_use_is_refused():
         pin_process(max(ALLOWED, default=0) + 1000)
 
 
-def thread_masks(pid: int) -> list[str]:
-    """Cpus_allowed_list of every thread of process `pid`."""
+def thread_masks(pid: int) -> list[frozenset[int]]:
+    """The CPUs each thread of process `pid` may run on (its Cpus_allowed_list, e.g. "0-3,6")."""
     masks = []
     for task in pathlib.Path(f"/proc/{pid}/task").iterdir():
         status = (task / "status").read_text()
-        masks.append(next(line.split(":", 1)[1].strip() for line in status.splitlines()
-                          if line.startswith("Cpus_allowed_list")))
+        text = next(line.split(":", 1)[1].strip() for line in status.splitlines()
+                    if line.startswith("Cpus_allowed_list"))
+        cpus: set[int] = set()
+        for part in text.split(","):
+            first, _, last = part.partition("-")
+            cpus.update(range(int(first), int(last or first) + 1))
+        masks.append(frozenset(cpus))
     return masks
 
 
@@ -97,8 +102,7 @@ def thread_masks(pid: int) -> list[str]:
 def test_the_product_pins_itself_by_default_and_not_when_told_not_to(process_stack):
     process_stack.start_bot()
     masks = thread_masks(process_stack.bot_proc.pid)
-    assert len(masks) > 10 and len(set(masks)) == 1 and "-" not in masks[0] and "," not in masks[0], masks
+    assert len(masks) > 10 and len(set(masks)) == 1 and len(masks[0]) == 1 and masks[0] <= set(ALLOWED), masks
     process_stack.stop_bot()
     process_stack.start_bot(RELAY_CPU_AFFINITY="off")
-    masks = thread_masks(process_stack.bot_proc.pid)
-    assert set(masks) == {f"{ALLOWED[0]}-{ALLOWED[-1]}" if len(ALLOWED) > 1 else str(ALLOWED[0])}, masks
+    assert set(thread_masks(process_stack.bot_proc.pid)) == {frozenset(ALLOWED)}

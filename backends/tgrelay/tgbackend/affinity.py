@@ -55,12 +55,18 @@ def pin_process(choice: str | int) -> int | None:
         return None
     else:
         cpu = least_busy_cpu(allowed)
+    pinned: set[int] = set()
     try:
-        for tid in _thread_ids():
-            try:
-                os.sched_setaffinity(tid, {cpu})
-            except ProcessLookupError:
-                continue  # the thread ended meanwhile
+        for _ in range(3):  # a thread started during a pass by a not-yet-pinned one is pinned in the next
+            todo = [tid for tid in _thread_ids() if tid not in pinned]
+            if not todo:
+                break
+            for tid in todo:
+                pinned.add(tid)
+                try:
+                    os.sched_setaffinity(tid, {cpu})
+                except ProcessLookupError:
+                    continue  # the thread ended meanwhile
     except OSError as exc:
         log.warning("Could not keep the bot on CPU %d (%s); running on CPUs %s", cpu, exc, allowed)
         return None
