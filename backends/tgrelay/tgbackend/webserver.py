@@ -118,23 +118,23 @@ class Webserver:
         if self._stopped:
             return
         self._stopped = True
-        trigger = self._listeners[0].trigger
-        running = self._thread.is_alive()
+        if not self._thread.is_alive():  # never started, or its loop died: nothing else touches the sockets
+            self._server.task_dispatcher.shutdown(cancel_pending=False, timeout=timeout)
+            wasyncore.close_all(self._connections, ignore_all=True)
+            return
+
         def close_listeners() -> None:
             for listener in self._listeners:
                 wasyncore.dispatcher.close(listener)  # the listening socket only, not the server's trigger
 
-        if running:  # the loop thread owns the sockets: it closes the listeners itself
-            trigger.pull_trigger(close_listeners)
+        trigger = self._listeners[0].trigger  # thunks pulled through it run on the loop thread, which owns the sockets
+        trigger.pull_trigger(close_listeners)
         self._server.task_dispatcher.shutdown(cancel_pending=False, timeout=timeout)
         flushed_by = time.monotonic() + 1.0
-        while running and time.monotonic() < flushed_by and self._answers_pending():
+        while time.monotonic() < flushed_by and self._answers_pending():
             time.sleep(0.01)
-        if running:
-            trigger.pull_trigger(lambda: wasyncore.close_all(self._connections, ignore_all=True))
-            self._thread.join(2.0)
-        else:
-            wasyncore.close_all(self._connections, ignore_all=True)
+        trigger.pull_trigger(lambda: wasyncore.close_all(self._connections, ignore_all=True))
+        self._thread.join(2.0)
         if self._thread.is_alive():
             log.warning("The web server thread did not stop in time")
         else:
